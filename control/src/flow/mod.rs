@@ -1,0 +1,14 @@
+//! The flow language: field catalogue, parsed form, parser and printer.
+//!
+//! Compatible with `ovs-ofctl` (OpenFlow 1.3 output style): what an operator pastes from
+//! `ovs-ofctl dump-flows` parses, and what we print is what `ovs-ofctl -O OpenFlow13` prints.
+
+pub mod ast;
+pub mod field;
+pub mod parse;
+pub mod print;
+
+pub use ast::{Action, FlowAttrs, FlowSpec, Match};
+pub use field::Field;
+pub use parse::{parse_flow, FlowError, ParseMode};
+pub use print::{format_actions, format_flow, format_match};

@@ -1,0 +1,7 @@
+//! The switch's dataplane: flow keys, packet parsing, classifier, pipeline, action execution,
+//! and the `vswitchd` daemon that serves the control socket.
+#![warn(missing_docs)]
+
+pub mod flowtable;
+pub mod key;
+pub mod packet;
