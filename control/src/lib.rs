@@ -2,4 +2,6 @@
 //! protocol spoken over the daemon's Unix socket, and the client used by `swctl`.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod flow;
+pub mod protocol;

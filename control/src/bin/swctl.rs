@@ -1,1 +1,290 @@
-fn main() {}
+//! `swctl`: the operator's command-line tool for `vswitchd`.
+//!
+//! Every command but `parse-flow` talks to the daemon over its Unix socket. Failures print one
+//! line on stderr (`swctl: ...`) and exit non-zero; read commands take `--json`.
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, Subcommand};
+use control::client::{Client, ClientError};
+use control::flow::{format_flow, parse_flow, ParseMode};
+use control::protocol::{Command, Reply, ShowInfo, TracePacket, DEFAULT_SOCKET};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "swctl",
+    version,
+    about = "Control the vswitchd software switch"
+)]
+struct Cli {
+    /// Path of vswitchd's control socket.
+    #[arg(long, global = true, default_value = DEFAULT_SOCKET, env = "VSWITCHD_SOCKET")]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a bridge.
+    AddBr {
+        /// Bridge name.
+        bridge: String,
+        /// Do not fail if the bridge exists.
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Delete a bridge and its flows.
+    DelBr {
+        /// Bridge name.
+        bridge: String,
+        /// Do not fail if the bridge does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// List bridges.
+    ListBr {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show bridges, tables and counters.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add one flow (ovs-ofctl syntax).
+    AddFlow {
+        /// Bridge name.
+        bridge: String,
+        /// The flow, e.g. "table=20,priority=1024,arp,arp_op=1 actions=IN_PORT".
+        flow: String,
+    },
+    /// Add flows from a file (or - for stdin), one per line; all or nothing.
+    AddFlows {
+        /// Bridge name.
+        bridge: String,
+        /// File with one flow per line; `#` comments and blank lines are skipped.
+        file: String,
+    },
+    /// Change the actions of flows matching FLOW.
+    ModFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match and new actions.
+        flow: String,
+        /// Only the flow with exactly this match and priority.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Delete flows matching FLOW (all flows if omitted).
+    DelFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match (no actions).
+        flow: Option<String>,
+        /// Only the flow with exactly this match and priority.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print flows with counters, as ovs-ofctl dump-flows does.
+    DumpFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Only flows matching this filter.
+        flow: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse and validate a flow offline and print its normalized form (no daemon needed).
+    ParseFlow {
+        /// The flow.
+        flow: String,
+        /// Print the parsed structure as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a packet through a bridge's pipeline without sending it.
+    Trace {
+        /// Bridge name.
+        bridge: String,
+        /// The packet in flow syntax ("in_port=5,tcp,nw_dst=10.0.0.1,tp_dst=22"); with --hex,
+        /// only metadata ("in_port=5,tun_id=0x43e").
+        packet: Option<String>,
+        /// A raw Ethernet frame in hex instead of a flow description.
+        #[arg(long)]
+        hex: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("swctl: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let socket = cli.socket;
+    let call = |command: Command| -> Result<Reply> {
+        let mut client = Client::connect(&socket)?;
+        client.request(command).map_err(describe)
+    };
+    match cli.command {
+        Cmd::ParseFlow { flow, json } => {
+            let spec = parse_flow(&flow, ParseMode::Add).map_err(|e| anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&spec)?);
+            } else {
+                println!("{}", format_flow(&spec));
+            }
+        }
+        Cmd::AddBr { bridge, may_exist } => {
+            call(Command::AddBr { bridge, may_exist })?;
+        }
+        Cmd::DelBr { bridge, if_exists } => {
+            call(Command::DelBr { bridge, if_exists })?;
+        }
+        Cmd::ListBr { json } => {
+            if let Reply::Bridges { bridges } = call(Command::ListBr)? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&bridges)?);
+                } else {
+                    for b in bridges {
+                        println!("{b}");
+                    }
+                }
+            }
+        }
+        Cmd::Show { json } => {
+            if let Reply::Show(info) = call(Command::Show)? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                } else {
+                    print!("{}", render_show(&info));
+                }
+            }
+        }
+        Cmd::AddFlow { bridge, flow } => {
+            call(Command::AddFlows {
+                bridge,
+                flows: vec![flow],
+            })?;
+        }
+        Cmd::AddFlows { bridge, file } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading flows from stdin")?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
+            let flows = text.lines().map(str::to_string).collect();
+            call(Command::AddFlows { bridge, flows })?;
+        }
+        Cmd::ModFlows {
+            bridge,
+            flow,
+            strict,
+        } => {
+            call(Command::ModFlows {
+                bridge,
+                flow,
+                strict,
+            })?;
+        }
+        Cmd::DelFlows {
+            bridge,
+            flow,
+            strict,
+        } => {
+            call(Command::DelFlows {
+                bridge,
+                filter: flow,
+                strict,
+            })?;
+        }
+        Cmd::DumpFlows { bridge, flow, json } => {
+            if let Reply::Flows { flows } = call(Command::DumpFlows {
+                bridge,
+                filter: flow,
+            })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&flows)?);
+                } else {
+                    for f in flows {
+                        println!("{}", f.line);
+                    }
+                }
+            }
+        }
+        Cmd::Trace {
+            bridge,
+            packet,
+            hex,
+            json,
+        } => {
+            let packet = match hex {
+                Some(hex) => TracePacket::Hex {
+                    hex,
+                    metadata: packet.unwrap_or_default(),
+                },
+                None => TracePacket::Flow(
+                    packet.ok_or_else(|| anyhow!("trace needs a packet (flow syntax) or --hex"))?,
+                ),
+            };
+            if let Reply::Trace(t) = call(Command::Trace { bridge, packet })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&t.detail)?);
+                } else {
+                    print!("{}", t.text);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turn a client error into the one line the operator sees.
+fn describe(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Refused(r) => match (r.line, r.token) {
+            (Some(line), _) => anyhow!("line {line}: {}", r.message),
+            _ => anyhow!("{}", r.message),
+        },
+        other => anyhow!(other),
+    }
+}
+
+fn render_show(info: &ShowInfo) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "vswitchd {}", info.daemon_version);
+    for b in &info.bridges {
+        let _ = writeln!(
+            s,
+            "  Bridge {}  (pipeline version {}, {} flows)",
+            b.name, b.version, b.n_flows
+        );
+        for t in &b.tables {
+            let _ = writeln!(
+                s,
+                "    table {:>3}: {} flows, {} lookups, {} matched",
+                t.id, t.n_flows, t.lookups, t.matched
+            );
+        }
+        for (reason, n) in &b.drops {
+            let _ = writeln!(s, "    dropped {reason}: {n}");
+        }
+    }
+    s
+}

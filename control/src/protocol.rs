@@ -1,0 +1,307 @@
+//! The request/response protocol between `swctl` (or any client) and `vswitchd`.
+//!
+//! Transport: a Unix stream socket (root-only, mode 0600). Framing: one JSON object per line,
+//! in both directions; a connection may carry any number of request/response pairs, strictly
+//! alternating. Every message carries [`PROTOCOL_VERSION`]; the daemon refuses a request of
+//! another version with [`ErrorKind::VersionMismatch`] rather than guessing.
+//!
+//! Flows travel as text, exactly as the operator wrote them: the daemon parses them with the
+//! same parser `swctl parse-flow` uses, so an error always names the token as written and the
+//! line it came from.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol. Bump on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default path of the daemon's control socket.
+pub const DEFAULT_SOCKET: &str = "/run/vswitchd/vswitchd.sock";
+
+/// A request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Protocol version spoken by the client.
+    pub version: u32,
+    /// What to do.
+    pub command: Command,
+}
+
+/// Commands the daemon understands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Command {
+    /// Liveness and version check.
+    Ping,
+    /// Create a bridge.
+    AddBr {
+        /// Bridge name.
+        bridge: String,
+        /// Succeed if it already exists.
+        may_exist: bool,
+    },
+    /// Delete a bridge and all its flows.
+    DelBr {
+        /// Bridge name.
+        bridge: String,
+        /// Succeed if it does not exist.
+        if_exists: bool,
+    },
+    /// List bridge names.
+    ListBr,
+    /// Describe the switch: bridges, tables, versions.
+    Show,
+    /// Add flows atomically: all lines or none. Blank lines and `#` comments are skipped but
+    /// still counted, so errors name the line number of the original file.
+    AddFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Flow lines.
+        flows: Vec<String>,
+    },
+    /// Modify the actions of matching flows.
+    ModFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match (filter) and new actions.
+        flow: String,
+        /// Exact match and priority instead of "at least as specific".
+        strict: bool,
+    },
+    /// Delete matching flows (all flows when `filter` is `None`).
+    DelFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Filter in flow syntax, without actions.
+        filter: Option<String>,
+        /// Exact match and priority instead of "at least as specific".
+        strict: bool,
+    },
+    /// List flows with counters.
+    DumpFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Filter in flow syntax, without actions.
+        filter: Option<String>,
+    },
+    /// Run a packet through the pipeline without sending it.
+    Trace {
+        /// Bridge name.
+        bridge: String,
+        /// The packet.
+        packet: TracePacket,
+    },
+}
+
+/// How a traced packet is described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TracePacket {
+    /// Flow syntax (`in_port=5,tcp,nw_dst=...,tp_dst=22`): a frame is built from it.
+    Flow(String),
+    /// A raw frame in hex, plus metadata in flow syntax (`in_port=5,tun_id=0x43e`).
+    Hex {
+        /// The frame.
+        hex: String,
+        /// Metadata fields (`in_port`, `tun_id`, registers, ...), may be empty.
+        metadata: String,
+    },
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Protocol version spoken by the daemon.
+    pub version: u32,
+    /// The outcome.
+    pub result: Result<Reply, ErrorReply>,
+}
+
+/// Successful outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// Done, nothing to report.
+    Done,
+    /// Answer to `Ping`.
+    Pong {
+        /// Daemon version (crate version).
+        daemon_version: String,
+        /// Process id, so scripts can wait for it.
+        pid: u32,
+    },
+    /// Bridge names.
+    Bridges {
+        /// Names, sorted.
+        bridges: Vec<String>,
+    },
+    /// Switch description.
+    Show(ShowInfo),
+    /// Flows were added, modified or deleted.
+    FlowsChanged {
+        /// How many flows were added, modified or deleted.
+        count: usize,
+        /// The pipeline version now running.
+        version: u64,
+    },
+    /// Dumped flows.
+    Flows {
+        /// Flows in dump order.
+        flows: Vec<FlowDump>,
+    },
+    /// Trace result.
+    Trace(TraceReply),
+}
+
+/// Description of the running switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShowInfo {
+    /// Daemon version.
+    pub daemon_version: String,
+    /// Bridges, sorted by name.
+    pub bridges: Vec<BridgeInfo>,
+}
+
+/// One bridge in `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BridgeInfo {
+    /// Name.
+    pub name: String,
+    /// Pipeline version number.
+    pub version: u64,
+    /// Total flows.
+    pub n_flows: usize,
+    /// Tables that hold flows or saw lookups.
+    pub tables: Vec<TableInfo>,
+    /// Packets dropped by reason (table miss, resubmit loop, ...), nonzero only.
+    pub drops: Vec<(String, u64)>,
+}
+
+/// One table in `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// Table id.
+    pub id: u8,
+    /// Flows in it.
+    pub n_flows: usize,
+    /// Lookups done.
+    pub lookups: u64,
+    /// Lookups that matched.
+    pub matched: u64,
+}
+
+/// One flow in `dump-flows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowDump {
+    /// The line as `ovs-ofctl dump-flows` prints it (feedable to `add-flow`).
+    pub line: String,
+    /// Table id.
+    pub table: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Seconds since the flow was added.
+    pub duration_secs: f64,
+    /// Packets matched.
+    pub n_packets: u64,
+    /// Bytes matched.
+    pub n_bytes: u64,
+    /// Seconds since the last hit (or since added).
+    pub idle_age_secs: u64,
+    /// Match part, canonical.
+    pub matches: String,
+    /// Action part, canonical.
+    pub actions: String,
+}
+
+/// Result of `trace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceReply {
+    /// Human-readable trace, like `ovs-appctl ofproto/trace`.
+    pub text: String,
+    /// The same, structured.
+    pub detail: serde_json::Value,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorReply {
+    /// Machine-readable class.
+    pub kind: ErrorKind,
+    /// One line for the operator, naming what was wrong.
+    pub message: String,
+    /// For flow errors: 1-based line number within the batch.
+    pub line: Option<usize>,
+    /// For flow errors: the offending token as written.
+    pub token: Option<String>,
+}
+
+/// Classes of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The request could not be decoded.
+    BadRequest,
+    /// Client and daemon speak different protocol versions.
+    VersionMismatch,
+    /// No bridge of that name.
+    NoSuchBridge,
+    /// A bridge of that name exists.
+    BridgeExists,
+    /// A flow was rejected (syntax, prerequisites, consistency).
+    BadFlow,
+    /// A flow uses something this build cannot execute yet (e.g. conntrack).
+    Unsupported,
+    /// A packet for `trace` could not be built.
+    BadPacket,
+    /// A bug: the daemon could not complete a valid request.
+    Internal,
+}
+
+impl ErrorReply {
+    /// An error without line/token.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorReply {
+            kind,
+            message: message.into(),
+            line: None,
+            token: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips_as_one_json_line() {
+        let r = Request {
+            version: PROTOCOL_VERSION,
+            command: Command::AddFlows {
+                bridge: "br-int".into(),
+                flows: vec!["table=20,priority=1024,arp actions=drop".into()],
+            },
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(!s.contains('\n'));
+        assert!(s.contains(r#""cmd":"add-flows""#), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+    }
+
+    #[test]
+    fn error_response_round_trips() {
+        let r = Response {
+            version: PROTOCOL_VERSION,
+            result: Err(ErrorReply {
+                kind: ErrorKind::BadFlow,
+                message: "unknown field".into(),
+                line: Some(3),
+                token: Some("nw_dstt=1.2.3.4".into()),
+            }),
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&s).unwrap(), r);
+    }
+}

@@ -1,0 +1,275 @@
+//! Control command handlers: every `swctl` command ends up here.
+//!
+//! Each handler either applies its whole change and publishes one new pipeline version, or
+//! returns an error and leaves the running configuration untouched.
+
+use super::bridge::Bridge;
+use crate::flowtable::{Pipeline, Rule};
+use control::flow::ast::{Action, FlowSpec};
+use control::flow::{parse_flow, FlowError, ParseMode};
+use control::protocol::{
+    BridgeInfo, Command, ErrorKind, ErrorReply, FlowDump, Reply, ShowInfo, TableInfo,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The whole switch: its bridges.
+#[derive(Default)]
+pub struct Switch {
+    bridges: Mutex<BTreeMap<String, Arc<Bridge>>>,
+}
+
+type Outcome = Result<Reply, ErrorReply>;
+
+impl Switch {
+    /// An empty switch.
+    pub fn new() -> Switch {
+        Switch::default()
+    }
+
+    /// The bridge called `name`.
+    pub fn bridge(&self, name: &str) -> Option<Arc<Bridge>> {
+        self.lock().get(name).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Bridge>>> {
+        // A handler that panicked cannot have published half a change (publishing is one
+        // pointer swap), so the map is consistent even if the lock is poisoned.
+        self.bridges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Execute one command.
+    pub fn handle(&self, command: Command) -> Outcome {
+        match command {
+            Command::Ping => Ok(Reply::Pong {
+                daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+            }),
+            Command::AddBr { bridge, may_exist } => self.add_br(&bridge, may_exist),
+            Command::DelBr { bridge, if_exists } => self.del_br(&bridge, if_exists),
+            Command::ListBr => Ok(Reply::Bridges {
+                bridges: self.lock().keys().cloned().collect(),
+            }),
+            Command::Show => Ok(Reply::Show(self.show())),
+            Command::AddFlows { bridge, flows } => self.add_flows(&bridge, &flows),
+            Command::ModFlows { .. } | Command::DelFlows { .. } | Command::Trace { .. } => {
+                Err(ErrorReply::new(ErrorKind::Internal, "not wired yet"))
+            }
+            Command::DumpFlows { bridge, filter } => self.dump_flows(&bridge, filter.as_deref()),
+        }
+    }
+
+    fn add_br(&self, name: &str, may_exist: bool) -> Outcome {
+        validate_bridge_name(name)?;
+        let mut bridges = self.lock();
+        if bridges.contains_key(name) {
+            if may_exist {
+                return Ok(Reply::Done);
+            }
+            return Err(ErrorReply::new(
+                ErrorKind::BridgeExists,
+                format!("bridge {name} already exists"),
+            ));
+        }
+        bridges.insert(name.to_string(), Arc::new(Bridge::new(name)));
+        tracing::info!(bridge = name, "bridge added");
+        Ok(Reply::Done)
+    }
+
+    fn del_br(&self, name: &str, if_exists: bool) -> Outcome {
+        let mut bridges = self.lock();
+        if bridges.remove(name).is_none() && !if_exists {
+            return Err(no_such_bridge(name));
+        }
+        tracing::info!(bridge = name, "bridge deleted");
+        Ok(Reply::Done)
+    }
+
+    fn show(&self) -> ShowInfo {
+        let bridges = self.lock();
+        ShowInfo {
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            bridges: bridges
+                .values()
+                .map(|b| bridge_info(b.name(), &b.pipeline()))
+                .collect(),
+        }
+    }
+
+    fn add_flows(&self, bridge: &str, lines: &[String]) -> Outcome {
+        let bridges = self.lock();
+        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        // Parse and check every line before touching anything: a batch is all or nothing.
+        let mut specs = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let text = line.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let spec = parse_flow(text, ParseMode::Add).map_err(|e| flow_error(i + 1, e))?;
+            check_executable(&spec).map_err(|mut e| {
+                e.line = Some(i + 1);
+                e
+            })?;
+            specs.push(spec);
+        }
+        let now = now_ms();
+        let mut edit = br.pipeline().edit();
+        for spec in &specs {
+            edit.insert(Rule::from_spec(spec, now));
+        }
+        let next = edit.finish();
+        let version = next.version();
+        br.publish(next);
+        tracing::info!(bridge, count = specs.len(), version, "flows added");
+        Ok(Reply::FlowsChanged {
+            count: specs.len(),
+            version,
+        })
+    }
+
+    fn dump_flows(&self, bridge: &str, filter: Option<&str>) -> Outcome {
+        let br = self.bridge(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let filter = match filter {
+            Some(f) => Some(parse_flow(f, ParseMode::Filter).map_err(|e| flow_error(1, e))?),
+            None => None,
+        };
+        let pipeline = br.pipeline();
+        let now = now_ms();
+        let mut flows = Vec::new();
+        for id in 0..crate::flowtable::N_TABLES as u8 {
+            for rule in pipeline.table(id).rules() {
+                if let Some(f) = &filter {
+                    if !rule.matches.is_within(&f.matches) {
+                        continue;
+                    }
+                }
+                flows.push(flow_dump(rule, now));
+            }
+        }
+        Ok(Reply::Flows { flows })
+    }
+}
+
+/// A bridge name must be usable as an interface-like name: short, no separators.
+fn validate_bridge_name(name: &str) -> Result<(), ErrorReply> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorReply::new(
+            ErrorKind::BadRequest,
+            format!("invalid bridge name {name:?}: use 1 to 15 characters from [A-Za-z0-9._-]"),
+        ))
+    }
+}
+
+fn no_such_bridge(name: &str) -> ErrorReply {
+    ErrorReply::new(ErrorKind::NoSuchBridge, format!("no bridge named {name}"))
+}
+
+fn flow_error(line: usize, e: FlowError) -> ErrorReply {
+    ErrorReply {
+        kind: ErrorKind::BadFlow,
+        message: e.to_string(),
+        line: Some(line),
+        token: Some(e.token),
+    }
+}
+
+/// Reject flows whose actions this build cannot execute, so nothing is installed that would
+/// silently misbehave.
+fn check_executable(spec: &FlowSpec) -> Result<(), ErrorReply> {
+    for a in spec.actions.iter().flatten() {
+        match a {
+            Action::Ct(_) => {
+                return Err(ErrorReply {
+                    kind: ErrorKind::Unsupported,
+                    message: "conntrack not available yet: ct(...) actions are parsed but cannot \
+                              be installed until connection tracking lands"
+                        .into(),
+                    line: None,
+                    token: Some("ct(".into()),
+                })
+            }
+            Action::Group(g) => {
+                return Err(ErrorReply {
+                    kind: ErrorKind::Unsupported,
+                    message: format!("group {g} does not exist (groups are not supported yet)"),
+                    line: None,
+                    token: Some(format!("group:{g}")),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn flow_dump(rule: &Rule, now: u64) -> FlowDump {
+    let spec = FlowSpec {
+        attrs: rule.attrs.clone(),
+        matches: rule.matches.clone(),
+        actions: Some(rule.actions.clone()),
+    };
+    let n_packets = rule.stats.packets.load(Ordering::Relaxed);
+    let n_bytes = rule.stats.bytes.load(Ordering::Relaxed);
+    let last = rule
+        .stats
+        .last_used_ms
+        .load(Ordering::Relaxed)
+        .max(rule.created_ms);
+    let duration_secs = now.saturating_sub(rule.created_ms) as f64 / 1000.0;
+    let idle_age_secs = now.saturating_sub(last) / 1000;
+    let matches = control::flow::format_match(&rule.matches);
+    let actions = control::flow::format_actions(&rule.actions);
+    let line = control::flow::format_flow(&spec);
+    FlowDump {
+        line,
+        table: rule.attrs.table,
+        priority: rule.attrs.priority,
+        cookie: rule.attrs.cookie,
+        duration_secs,
+        n_packets,
+        n_bytes,
+        idle_age_secs,
+        matches,
+        actions,
+    }
+}
+
+fn bridge_info(name: &str, p: &Pipeline) -> BridgeInfo {
+    let tables = (0..crate::flowtable::N_TABLES as u8)
+        .filter_map(|id| {
+            let t = p.table(id);
+            let lookups = t.stats().lookups.load(Ordering::Relaxed);
+            (t.len() > 0 || lookups > 0).then(|| TableInfo {
+                id,
+                n_flows: t.len(),
+                lookups,
+                matched: t.stats().matched.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    BridgeInfo {
+        name: name.to_string(),
+        version: p.version(),
+        n_flows: p.n_rules(),
+        tables,
+        drops: Vec::new(),
+    }
+}
