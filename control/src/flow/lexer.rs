@@ -125,7 +125,10 @@ pub fn split_actions(s: &str) -> Option<(&str, &str)> {
         if depth == 0 && prev_sep {
             let rest = &s[i..];
             for kw in ["actions=", "action="] {
-                if rest.len() >= kw.len() && rest[..kw.len()].eq_ignore_ascii_case(kw) {
+                if rest
+                    .get(..kw.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(kw))
+                {
                     return Some((&s[..i], &rest[kw.len()..]));
                 }
             }

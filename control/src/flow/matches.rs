@@ -216,6 +216,11 @@ impl<'a> MatchBuilder<'a> {
                 return self.set(t, Field::IpDscp, v, 0x3f);
             }
             "nw_frag" | "ip_frag" => {
+                if val.starts_with(|c: char| c.is_ascii_digit()) {
+                    // The numeric form the printer falls back to for unnamed combinations.
+                    let (v, m) = super::value::parse_uint_masked(val, 2).map_err(|e| err(t, e))?;
+                    return self.set(t, Field::IpFrag, v, m);
+                }
                 let (_, v, m) = FRAG_NAMES
                     .iter()
                     .find(|(n, _, _)| *n == val)
@@ -294,6 +299,15 @@ impl<'a> MatchBuilder<'a> {
             ));
         }
         let f = sf.field;
+        if !f.info().maskable && !sf.is_whole() {
+            return Err(err(
+                t,
+                format!(
+                    "{} does not support matching on part of the field",
+                    f.info().name
+                ),
+            ));
+        }
         if matches!(f, Field::CtState) && (v << sf.ofs) & !CT_STATE_ALL != 0 {
             return Err(err(t, format!("{val}: unknown ct_state flag(s)")));
         }
@@ -415,6 +429,9 @@ fn parse_flags(
                 v |= bit;
             }
         }
+        if m & !valid != 0 {
+            return Err("unknown flag(s)".into());
+        }
         return Ok((v, m));
     }
     if s.starts_with(|c: char| c.is_ascii_digit()) {
@@ -433,10 +450,20 @@ fn parse_flags(
     for name in s.split('|') {
         v |= flag_bit(table, name)?;
     }
+    if v & !valid != 0 {
+        return Err("unknown flag(s)".into());
+    }
     Ok((v, exact_mask))
 }
 
 fn flag_bit(table: &[(u32, &str)], name: &str) -> Result<u128, String> {
+    // `[200]`: a bit without a name, as the printer writes it.
+    if let Some(hex) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return u128::from_str_radix(hex, 16)
+            .ok()
+            .filter(|b| b.count_ones() == 1 && *b <= 0x800)
+            .ok_or_else(|| format!("unknown flag `{name}`"));
+    }
     table
         .iter()
         .find(|(_, n)| *n == name)
