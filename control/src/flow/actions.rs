@@ -56,6 +56,8 @@ struct Ctx<'m> {
     table: u8,
     /// A VLAN header is known to be present (matched or pushed earlier in the list).
     vlan: bool,
+    /// Parsing the `exec(...)` of a `ct` action: the only place connection fields may be set.
+    in_ct_exec: bool,
 }
 
 /// Parse an action list for a flow in `table` with match `m`. `drop` (alone) and an empty
@@ -64,7 +66,12 @@ pub fn parse_actions(text: &str, m: &Match, table: u8) -> Result<Vec<Action>, Fl
     let vlan = m
         .get(Field::VlanTci)
         .is_some_and(|e| e.mask & e.value & u128::from(VLAN_PRESENT) != 0);
-    let mut ctx = Ctx { m, table, vlan };
+    let mut ctx = Ctx {
+        m,
+        table,
+        vlan,
+        in_ct_exec: false,
+    };
     let raws = split_tokens(text);
     let mut out = Vec::new();
     let mut drop_tok: Option<&str> = None;
@@ -368,6 +375,15 @@ impl Ctx<'_> {
         if !f.info().writable {
             return Err(err(raw, format!("{} is read-only", f.info().name)));
         }
+        if matches!(f, Field::CtMark | Field::CtLabel) && !self.in_ct_exec {
+            return Err(err(
+                raw,
+                format!(
+                    "{} can only be set inside ct(commit,exec(...))",
+                    f.info().name
+                ),
+            ));
+        }
         self.prereq(raw, f)
     }
 
@@ -503,6 +519,7 @@ impl Ctx<'_> {
                         m: self.m,
                         table: self.table,
                         vlan: self.vlan,
+                        in_ct_exec: true,
                     };
                     for a in split_tokens(e) {
                         let at = split_kv(a, &['=', ':']).map_err(|x| err(raw, x))?;
@@ -814,7 +831,8 @@ fn parse_nat_range(s: &str) -> Result<NatRange, String> {
                     (x, x)
                 }
             };
-            if p1 > p2 {
+            // Port 0 means "no port range" on the wire: a range must start at 1.
+            if p1 > p2 || p1 == 0 {
                 return Err(bad());
             }
             Some((p1, p2))
