@@ -1,18 +1,469 @@
-//! [`FlowSpec`] → canonical `ovs-ofctl -O OpenFlow13` text. (Placeholder: the printer lands next.)
+//! [`FlowSpec`] → canonical `ovs-ofctl -O OpenFlow13` text.
+//!
+//! The match is printed in the order `ovs-ofctl` uses (connection-tracking metadata, protocol
+//! shorthand, registers, tunnel, metadata, in_port, VLAN, Ethernet, L3, L4); values the way it
+//! prints them (hex for registers and marks, decimal for ports, masks as prefixes where
+//! possible, flags by name in bit order).
 
-use super::ast::{Action, FlowSpec, Match};
+use super::actions::port;
+use super::ast::{Action, CtAction, CtZoneSrc, FlowSpec, Match, MatchEntry, NatKind, OutputPort};
+use super::field::{ct_state, Field, VLAN_PRESENT};
+use super::matches::{CT_STATE_ALL, FRAG_NAMES, SHORTHANDS, TCP_FLAG_NAMES};
+use super::names::{format_subfield, format_value, kind, Kind};
+use super::value::{format_hex, prefix_len};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::net::IpAddr;
 
-/// The match part (`priority=…,arp,tun_id=…`), without table/cookie.
+/// Counters printed by [`format_dump_line`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DumpStats {
+    /// Seconds since the flow was added.
+    pub duration_secs: f64,
+    /// Packets matched.
+    pub n_packets: u64,
+    /// Bytes matched.
+    pub n_bytes: u64,
+    /// Seconds since the flow last matched, if it ever did (printed as `idle_age=`).
+    pub idle_age_secs: Option<u64>,
+}
+
+/// The match part (`arp,tun_id=…`), without table, cookie or priority.
 pub fn format_match(m: &Match) -> String {
-    format!("{m:?}")
+    let mut p: Vec<String> = Vec::new();
+    let put = |f: Field, name: &str, p: &mut Vec<String>| {
+        if let Some(e) = m.get(f) {
+            p.push(format!("{name}={}", format_entry(f, e)));
+        }
+    };
+    put(Field::PktMark, "pkt_mark", &mut p);
+    if let Some(e) = m.get(Field::CtState) {
+        p.push(format!(
+            "ct_state={}",
+            format_flags(e, &ct_state::NAMES, CT_STATE_ALL)
+        ));
+    }
+    put(Field::CtZone, "ct_zone", &mut p);
+    put(Field::CtMark, "ct_mark", &mut p);
+    put(Field::CtLabel, "ct_label", &mut p);
+
+    let dl = m.exact(Field::EthType);
+    let proto = m.exact(Field::IpProto);
+    let short = dl.and_then(|d| {
+        SHORTHANDS
+            .iter()
+            .find(|(_, sd, sp)| *sd == d && sp.is_some() && *sp == proto)
+            .or_else(|| {
+                SHORTHANDS
+                    .iter()
+                    .find(|(_, sd, sp)| *sd == d && sp.is_none())
+            })
+    });
+    let (dl_done, proto_done) = match short {
+        Some((name, _, sp)) => {
+            p.push((*name).to_string());
+            (true, sp.is_some())
+        }
+        None => (false, false),
+    };
+    for i in 0..16 {
+        put(Field::Reg(i), &format!("reg{i}"), &mut p);
+    }
+    for i in 0..8 {
+        put(Field::Xreg(i), &format!("xreg{i}"), &mut p);
+    }
+    put(Field::TunId, "tun_id", &mut p);
+    put(Field::TunSrc, "tun_src", &mut p);
+    put(Field::TunDst, "tun_dst", &mut p);
+    put(Field::Metadata, "metadata", &mut p);
+    put(Field::InPort, "in_port", &mut p);
+    if let Some(e) = m.get(Field::VlanTci) {
+        format_vlan(e, &mut p);
+    }
+    put(Field::EthSrc, "dl_src", &mut p);
+    put(Field::EthDst, "dl_dst", &mut p);
+    if !dl_done {
+        put(Field::EthType, "dl_type", &mut p);
+    }
+    put(Field::Ipv6Src, "ipv6_src", &mut p);
+    put(Field::Ipv6Dst, "ipv6_dst", &mut p);
+    put(Field::Ipv6Label, "ipv6_label", &mut p);
+    put(Field::ArpSpa, "arp_spa", &mut p);
+    put(Field::ArpTpa, "arp_tpa", &mut p);
+    put(Field::ArpOp, "arp_op", &mut p);
+    put(Field::ArpSha, "arp_sha", &mut p);
+    put(Field::ArpTha, "arp_tha", &mut p);
+    put(Field::Ipv4Src, "nw_src", &mut p);
+    put(Field::Ipv4Dst, "nw_dst", &mut p);
+    if !proto_done {
+        put(Field::IpProto, "nw_proto", &mut p);
+    }
+    if let Some(e) = m.get(Field::IpDscp) {
+        p.push(format!("nw_tos={}", (e.value & 0x3f) << 2));
+    }
+    put(Field::IpEcn, "nw_ecn", &mut p);
+    put(Field::IpTtl, "nw_ttl", &mut p);
+    if let Some(e) = m.get(Field::IpFrag) {
+        let name = FRAG_NAMES
+            .iter()
+            .find(|(_, v, mk)| u128::from(*v) == e.value && u128::from(*mk) == e.mask)
+            .map(|(n, _, _)| (*n).to_string())
+            .unwrap_or_else(|| format!("{:#x}/{:#x}", e.value, e.mask));
+        p.push(format!("nw_frag={name}"));
+    }
+    put(Field::IcmpType, "icmp_type", &mut p);
+    put(Field::IcmpCode, "icmp_code", &mut p);
+    put(Field::Icmpv6Type, "icmp_type", &mut p);
+    put(Field::Icmpv6Code, "icmp_code", &mut p);
+    put(Field::NdTarget, "nd_target", &mut p);
+    put(Field::NdSll, "nd_sll", &mut p);
+    put(Field::NdTll, "nd_tll", &mut p);
+    for (s, d) in [
+        (Field::TcpSrc, Field::TcpDst),
+        (Field::UdpSrc, Field::UdpDst),
+        (Field::SctpSrc, Field::SctpDst),
+    ] {
+        put(s, "tp_src", &mut p);
+        put(d, "tp_dst", &mut p);
+    }
+    if let Some(e) = m.get(Field::TcpFlags) {
+        p.push(format!(
+            "tcp_flags={}",
+            format_flags(e, &TCP_FLAG_NAMES, 0xfff)
+        ));
+    }
+    p.join(",")
+}
+
+/// One masked value as `ovs-ofctl` prints it in a match.
+fn format_entry(f: Field, e: MatchEntry) -> String {
+    let full = e.mask == f.full_mask();
+    if f == Field::InPort && full {
+        return format_port(e.value as u32);
+    }
+    if f == Field::Ipv6Label {
+        return if full {
+            format!("{:#07x}", e.value)
+        } else {
+            format!("{:#07x}/{:#07x}", e.value, e.mask)
+        };
+    }
+    if full {
+        return format_value(f, e.value);
+    }
+    match kind(f) {
+        Kind::Ipv4 | Kind::Ipv6 => match prefix_len(e.mask, f.width()) {
+            Some(n) => format!("{}/{n}", format_value(f, e.value)),
+            None => format!("{}/{}", format_value(f, e.value), format_value(f, e.mask)),
+        },
+        Kind::Mac => format!("{}/{}", format_value(f, e.value), format_value(f, e.mask)),
+        Kind::Hex => format!("{}/{:#x}", format_hex(e.value), e.mask),
+        Kind::Dec => format!("{:#x}/{:#x}", e.value, e.mask),
+    }
+}
+
+/// `dl_vlan`/`dl_vlan_pcp` when they say it all, else `vlan_tci=V[/M]`.
+fn format_vlan(e: MatchEntry, p: &mut Vec<String>) {
+    let (v, m) = (e.value as u16, e.mask as u16);
+    let vid_mask = m & 0x0fff;
+    let pcp_mask = m & 0xe000;
+    if m & VLAN_PRESENT != 0
+        && v & VLAN_PRESENT != 0
+        && (vid_mask == 0 || vid_mask == 0x0fff)
+        && (pcp_mask == 0 || pcp_mask == 0xe000)
+        && (vid_mask != 0 || pcp_mask != 0)
+    {
+        if vid_mask != 0 {
+            p.push(format!("dl_vlan={}", v & 0x0fff));
+        }
+        if pcp_mask != 0 {
+            p.push(format!("dl_vlan_pcp={}", v >> 13));
+        }
+    } else if m == 0xffff {
+        p.push(format!("vlan_tci={v:#06x}"));
+    } else {
+        p.push(format!("vlan_tci={v:#06x}/{m:#06x}"));
+    }
+}
+
+/// Flags: `a|b` when every known bit is matched (`0` for none), else `+a-b` in bit order.
+fn format_flags(e: MatchEntry, names: &[(u32, &str)], all: u128) -> String {
+    let name_of = |bit: u128| -> String {
+        names
+            .iter()
+            .find(|(b, _)| u128::from(*b) == bit)
+            .map(|(_, n)| (*n).to_string())
+            .unwrap_or_else(|| format!("[{bit:x}]"))
+    };
+    let bits = (0..12).map(|i| 1u128 << i).filter(|b| b & all != 0);
+    if e.mask == all {
+        if e.value == 0 {
+            return "0".into();
+        }
+        return bits
+            .filter(|b| e.value & b != 0)
+            .map(name_of)
+            .collect::<Vec<_>>()
+            .join("|");
+    }
+    let mut s = String::new();
+    for b in bits.filter(|b| e.mask & b != 0) {
+        s.push(if e.value & b != 0 { '+' } else { '-' });
+        s.push_str(&name_of(b));
+    }
+    s
+}
+
+/// A port number, with the names `ovs-ofctl` uses for reserved ports.
+fn format_port(p: u32) -> String {
+    match p {
+        port::IN_PORT => "IN_PORT".into(),
+        port::TABLE => "TABLE".into(),
+        port::NORMAL => "NORMAL".into(),
+        port::FLOOD => "FLOOD".into(),
+        port::ALL => "ALL".into(),
+        port::CONTROLLER => "CONTROLLER".into(),
+        port::LOCAL => "LOCAL".into(),
+        port::ANY => "ANY".into(),
+        n => n.to_string(),
+    }
 }
 
 /// The action list (`move:…,IN_PORT`), `drop` when empty.
 pub fn format_actions(actions: &[Action]) -> String {
-    format!("{actions:?}")
+    if actions.is_empty() {
+        return "drop".into();
+    }
+    actions
+        .iter()
+        .map(format_action)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-/// A whole flow as `ovs-ofctl add-flow` accepts it.
+fn format_action(a: &Action) -> String {
+    match a {
+        Action::Output(p) => match p {
+            OutputPort::Port(n) => format!("output:{n}"),
+            OutputPort::InPort => "IN_PORT".into(),
+            OutputPort::Normal => "NORMAL".into(),
+            OutputPort::Flood => "FLOOD".into(),
+            OutputPort::All => "ALL".into(),
+            OutputPort::Local => "LOCAL".into(),
+            OutputPort::Field(sf) => format!("output:{}", format_subfield(sf)),
+        },
+        Action::Controller(c) => {
+            if c.reason.is_none() && c.id == 0 {
+                format!("CONTROLLER:{}", c.max_len)
+            } else {
+                let mut parts = Vec::new();
+                if let Some(r) = &c.reason {
+                    parts.push(format!("reason={r}"));
+                }
+                if c.max_len != 65535 {
+                    parts.push(format!("max_len={}", c.max_len));
+                }
+                if c.id != 0 {
+                    parts.push(format!("id={}", c.id));
+                }
+                format!("controller({})", parts.join(","))
+            }
+        }
+        Action::Drop => "drop".into(),
+        Action::SetField { field, value, mask } => format_set_field(*field, *value, *mask),
+        Action::Load { value, dst } => {
+            format!("load:{}->{}", format_hex(*value), format_subfield(dst))
+        }
+        Action::Move { src, dst } => {
+            format!("move:{}->{}", format_subfield(src), format_subfield(dst))
+        }
+        Action::PushVlan(t) => format!("push_vlan:{t:#06x}"),
+        Action::PopVlan => "pop_vlan".into(),
+        Action::DecTtl => "dec_ttl".into(),
+        Action::SetTunnel(v) => format!("set_field:{}->tun_id", format_hex(u128::from(*v))),
+        Action::GotoTable(t) => format!("goto_table:{t}"),
+        Action::Resubmit { port, table } => match (port, table) {
+            (Some(p), None) => format!("resubmit:{}", format_port(*p)),
+            (p, t) => format!(
+                "resubmit({},{})",
+                p.map(format_port).unwrap_or_default(),
+                t.map(|t| t.to_string()).unwrap_or_default()
+            ),
+        },
+        Action::Note(bytes) => {
+            let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("note:{}", hex.join("."))
+        }
+        Action::Ct(ct) => format_ct(ct),
+        Action::CtClear => "ct_clear".into(),
+        Action::Group(g) => format!("group:{g}"),
+    }
+}
+
+fn format_set_field(field: Field, value: u128, mask: u128) -> String {
+    if field == Field::VlanTci {
+        if mask == 0x1fff {
+            return format!("set_field:{value}->vlan_vid");
+        }
+        if mask == 0xe000 {
+            return format!("set_field:{}->vlan_pcp", value >> 13);
+        }
+    }
+    let name = field.info().name;
+    if mask == field.full_mask() {
+        format!("set_field:{}->{name}", format_value(field, value))
+    } else {
+        format!(
+            "set_field:{}/{}->{name}",
+            format_value(field, value),
+            format_value(field, mask)
+        )
+    }
+}
+
+fn format_ct(ct: &CtAction) -> String {
+    let mut p: Vec<String> = Vec::new();
+    if ct.commit {
+        p.push("commit".into());
+    }
+    if ct.force {
+        p.push("force".into());
+    }
+    if let Some(t) = ct.table {
+        p.push(format!("table={t}"));
+    }
+    match &ct.zone {
+        Some(CtZoneSrc::Value(0)) | None => {}
+        Some(CtZoneSrc::Value(z)) => p.push(format!("zone={z}")),
+        Some(CtZoneSrc::Field(sf)) => p.push(format!("zone={}", format_subfield(sf))),
+    }
+    if let Some(n) = &ct.nat {
+        let mut s = String::from("nat");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(k) = n.kind {
+            let k = match k {
+                NatKind::Src => "src",
+                NatKind::Dst => "dst",
+            };
+            let mut r = k.to_string();
+            if let Some((a1, a2)) = n.addrs {
+                let bracket = n.ports.is_some() && a1.is_ipv6();
+                let fa = |a: IpAddr| {
+                    if bracket {
+                        format!("[{a}]")
+                    } else {
+                        a.to_string()
+                    }
+                };
+                let _ = write!(r, "={}", fa(a1));
+                if a2 != a1 {
+                    let _ = write!(r, "-{}", fa(a2));
+                }
+                if let Some((p1, p2)) = n.ports {
+                    let _ = write!(r, ":{p1}");
+                    if p2 != p1 {
+                        let _ = write!(r, "-{p2}");
+                    }
+                }
+            }
+            args.push(r);
+        }
+        if n.persistent {
+            args.push("persistent".into());
+        }
+        if n.hash {
+            args.push("hash".into());
+        }
+        if n.random {
+            args.push("random".into());
+        }
+        if !args.is_empty() {
+            let _ = write!(s, "({})", args.join(","));
+        }
+        p.push(s);
+    }
+    if !ct.exec.is_empty() {
+        p.push(format!("exec({})", format_actions(&ct.exec)));
+    }
+    if let Some(a) = &ct.alg {
+        p.push(format!("alg={a}"));
+    }
+    format!("ct({})", p.join(","))
+}
+
+/// The attribute prefix of a flow line (`cookie=…, table=…, ` or the dump-flows form).
+fn attrs_prefix(f: &FlowSpec, stats: Option<&DumpStats>) -> String {
+    let a = &f.attrs;
+    let mut s = String::new();
+    if stats.is_some() || a.cookie != 0 || a.cookie_mask != 0 {
+        let _ = write!(s, "cookie={:#x}", a.cookie);
+        if a.cookie_mask != 0 {
+            let _ = write!(s, "/{:#x}", a.cookie_mask);
+        }
+        s.push_str(", ");
+    }
+    if let Some(st) = stats {
+        let _ = write!(s, "duration={:.3}s, ", st.duration_secs);
+    }
+    if stats.is_some() || a.table != 0 {
+        let _ = write!(s, "table={}, ", a.table);
+    }
+    if let Some(st) = stats {
+        let _ = write!(s, "n_packets={}, n_bytes={}, ", st.n_packets, st.n_bytes);
+    }
+    if a.idle_timeout != 0 {
+        let _ = write!(s, "idle_timeout={}, ", a.idle_timeout);
+    }
+    if a.hard_timeout != 0 {
+        let _ = write!(s, "hard_timeout={}, ", a.hard_timeout);
+    }
+    if a.send_flow_rem {
+        s.push_str("send_flow_rem, ");
+    }
+    if a.check_overlap {
+        s.push_str("check_overlap, ");
+    }
+    if let Some(age) = stats.and_then(|st| st.idle_age_secs) {
+        let _ = write!(s, "idle_age={age}, ");
+    }
+    if let Some(p) = a.out_port {
+        let _ = write!(s, "out_port={}, ", format_port(p));
+    }
+    s
+}
+
+/// The match with its priority (`priority=1024,arp,…`); `priority=` is omitted at the default
+/// 32768, as `ovs-ofctl` does.
+fn priority_and_match(f: &FlowSpec) -> String {
+    let m = format_match(&f.matches);
+    let mut parts = Vec::new();
+    if f.attrs.priority != 32768 {
+        parts.push(format!("priority={}", f.attrs.priority));
+    }
+    if !m.is_empty() {
+        parts.push(m);
+    }
+    parts.join(",")
+}
+
+fn flow_body(f: &FlowSpec) -> String {
+    let pm = priority_and_match(f);
+    match &f.actions {
+        Some(a) if pm.is_empty() => format!("actions={}", format_actions(a)),
+        Some(a) => format!("{pm} actions={}", format_actions(a)),
+        None => pm,
+    }
+}
+
+/// A whole flow in the `dump-flows` style without counters, as `ovs-ofctl add-flow` accepts it:
+/// `cookie=0x5, table=20, priority=1024,arp,… actions=…` (`cookie` omitted when 0, `table`
+/// when 0).
 pub fn format_flow(f: &FlowSpec) -> String {
-    format!("{f:?}")
+    format!("{}{}", attrs_prefix(f, None), flow_body(f))
+}
+
+/// A `dump-flows` line:
+/// ` cookie=0x0, duration=543.500s, table=20, n_packets=0, n_bytes=0, idle_age=12, priority=…`.
+pub fn format_dump_line(f: &FlowSpec, stats: &DumpStats) -> String {
+    format!(" {}{}", attrs_prefix(f, Some(stats)), flow_body(f))
 }
