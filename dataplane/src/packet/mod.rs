@@ -48,6 +48,7 @@ pub mod ether;
 mod extract;
 #[cfg(test)]
 mod tests;
+pub mod vlan;
 
 /// Offsets of the headers found in a frame. `NONE` marks an absent layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
