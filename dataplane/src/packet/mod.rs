@@ -44,6 +44,7 @@
 
 use crate::key::FlowKey;
 
+pub mod build;
 pub mod ether;
 mod extract;
 #[cfg(test)]
