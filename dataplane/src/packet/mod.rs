@@ -48,6 +48,8 @@ pub mod build;
 pub mod ether;
 mod extract;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 pub mod vlan;
 
