@@ -31,8 +31,9 @@ const W_TP: usize = word(Field::TcpSrc);
 const W_SHA: usize = word(Field::ArpSha);
 const W_THA: usize = word(Field::ArpTha);
 const W_ND_TARGET: usize = word(Field::NdTarget);
-/// First word holding packet (not metadata) fields; everything from here on is rewritten.
-pub(crate) const FIRST_PACKET_WORD: usize = W_ETH_DST;
+/// First [`FlowKey`] word holding packet (not metadata) fields: [`extract`](super::extract)
+/// rewrites every word from here to the end and none before it.
+pub const FIRST_PACKET_WORD: usize = W_ETH_DST;
 
 const _: () = {
     use Field::*;

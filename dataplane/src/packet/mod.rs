@@ -38,15 +38,23 @@
 //!   most one link-layer address option of the kind the message carries (SLL for NS, TLL for
 //!   NA), else [`Malformed::BadNd`]. Options of other types, or of the other kind, are skipped.
 //!
-//! The same rules apply whatever `Layout` says: `l3` is set as soon as the Ethernet header and
-//! its tags are complete (for any Ethertype), `l4` only for IPv4/IPv6 packets that have a
-//! transport header in this frame (not for later fragments), whatever the protocol number.
+//! [`Layout`] on success: `l3` is always set (the byte after the Ethernet header and its tags,
+//! for any Ethertype); `l4` only for IPv4/IPv6 packets that have a transport header in this
+//! frame (not for later fragments), whatever the protocol number.
+//!
+//! # Contents
+//!
+//! - [`extract`], [`Layout`], [`Malformed`]: the hot path.
+//! - [`vlan`]: smoltcp-style `VlanPacket`/`VlanRepr` for 802.1Q/802.1ad tags (smoltcp has none).
+//! - [`ether`]: Ethertype, IP protocol and header length constants.
+//! - [`build`]: frames from flow matches (`swctl trace`), metadata into keys, hex frames.
 
 use crate::key::FlowKey;
 
 pub mod build;
 pub mod ether;
 mod extract;
+pub use extract::FIRST_PACKET_WORD;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
