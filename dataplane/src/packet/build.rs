@@ -393,6 +393,26 @@ pub fn metadata_from_match(m: &Match, key: &mut FlowKey) {
     }
 }
 
+/// Everything `swctl trace` needs to push a packet through the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracePacket {
+    /// The frame, as [`frame_from_match`] built it.
+    pub frame: Vec<u8>,
+    /// Its extracted key, with the match's metadata ([`metadata_from_match`]) filled in.
+    pub key: FlowKey,
+    /// Header offsets of `frame`.
+    pub layout: super::Layout,
+}
+
+/// [`frame_from_match`], [`extract`] and [`metadata_from_match`] in one call.
+pub fn packet_from_match(m: &Match) -> Result<TracePacket, BuildError> {
+    let frame = frame_from_match(m)?;
+    let mut key = FlowKey::zero();
+    let layout = extract(&frame, &mut key)?;
+    metadata_from_match(m, &mut key);
+    Ok(TracePacket { frame, key, layout })
+}
+
 /// Parse a frame written in hex; spaces, tabs, newlines and colons between digits are ignored
 /// (`00:11:22...`, `0011 2233 ...`). No length check: a trace may well want a runt.
 pub fn frame_from_hex(s: &str) -> Result<Vec<u8>, BuildError> {
@@ -704,6 +724,21 @@ mod tests {
         assert_eq!(k.get(Field::TunId), 42);
         assert_eq!(k.get(Field::CtState), 0x21);
         assert_eq!(k.get(Field::TcpDst), 0);
+    }
+
+    #[test]
+    fn trace_packet_has_metadata_and_packet_fields() {
+        let m = matching(&[
+            (Field::InPort, 5),
+            (Field::Reg(0), 7),
+            (Field::TcpDst, 22),
+            (Field::VlanTci, 0x1000 | 10),
+        ]);
+        let p = packet_from_match(&m).unwrap();
+        assert!(crate::key::MaskedKey::from_match(&m).matches(&p.key));
+        assert_eq!(p.layout.n_vlans, 1);
+        assert_eq!(p.layout.l4, 14 + 4 + 20);
+        assert_eq!(p.frame.len(), 14 + 4 + 20 + 20);
     }
 
     #[test]

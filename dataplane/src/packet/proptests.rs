@@ -485,3 +485,123 @@ proptest! {
         prop_assert!(crate::key::MaskedKey::from_match(&m).matches(&k));
     }
 }
+
+/// Ethernet + IPv6 header around an ICMPv6 message, lengths consistent.
+fn ipv6_frame(src: u128, dst: u128, hlim: u8, icmp: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40];
+    EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+        ethertype: EthernetProtocol::Ipv6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
+    ip.set_version(6);
+    ip.set_payload_len(icmp.len() as u16);
+    ip.set_next_header(IpProtocol::Icmpv6);
+    ip.set_hop_limit(hlim);
+    ip.set_src_addr(src.into());
+    ip.set_dst_addr(dst.into());
+    f.extend_from_slice(icmp);
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// ARP built by smoltcp's `ArpRepr`, read back by `ArpPacket`.
+    #[test]
+    fn arp_agrees_with_smoltcp(
+        op in 1u16..5,
+        sha in any::<[u8; 6]>(),
+        tha in any::<[u8; 6]>(),
+        spa in any::<u32>(),
+        tpa in any::<u32>(),
+        vlan in proptest::option::of(any::<u16>()),
+    ) {
+        use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr};
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::from(op),
+            source_hardware_addr: EthernetAddress(sha),
+            source_protocol_addr: spa.into(),
+            target_hardware_addr: EthernetAddress(tha),
+            target_protocol_addr: tpa.into(),
+        };
+        let mut body = [0u8; 28];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut body[..]));
+        let mut f = vec![0xff; 12];
+        if let Some(tci) = vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x06]);
+        f.extend_from_slice(&body);
+        let mut k = FlowKey::zero();
+        let l = extract(&f, &mut k).unwrap();
+        prop_assert_eq!(l.l4, Layout::NONE);
+        let a = ArpPacket::new_checked(&f[usize::from(l.l3)..]).unwrap();
+        prop_assert_eq!(k.get(Field::ArpOp), u128::from(u16::from(a.operation())));
+        let read = |b: &[u8]| b.iter().fold(0u128, |acc, &x| (acc << 8) | u128::from(x));
+        prop_assert_eq!(k.get(Field::ArpSha), read(a.source_hardware_addr()));
+        prop_assert_eq!(k.get(Field::ArpSpa), read(a.source_protocol_addr()));
+        prop_assert_eq!(k.get(Field::ArpTha), read(a.target_hardware_addr()));
+        prop_assert_eq!(k.get(Field::ArpTpa), read(a.target_protocol_addr()));
+        prop_assert_eq!(k.get(Field::IpProto), 0);
+    }
+
+    /// Neighbor solicitations/advertisements built by smoltcp's `NdiscRepr`, parsed back by it.
+    #[test]
+    fn nd_agrees_with_smoltcp(
+        advert in any::<bool>(),
+        target in any::<u128>(),
+        lladdr in proptest::option::of(any::<[u8; 6]>()),
+        src in any::<u128>(),
+        dst in any::<u128>(),
+    ) {
+        use smoltcp::phy::ChecksumCapabilities;
+        use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
+        let ll = lladdr.map(|b| RawHardwareAddress::from(EthernetAddress(b)));
+        let nd = if advert {
+            NdiscRepr::NeighborAdvert {
+                flags: NdiscNeighborFlags::SOLICITED,
+                target_addr: target.into(),
+                lladdr: ll,
+            }
+        } else {
+            NdiscRepr::NeighborSolicit { target_addr: target.into(), lladdr: ll }
+        };
+        let repr = Icmpv6Repr::Ndisc(nd);
+        let mut icmp = vec![0u8; repr.buffer_len()];
+        repr.emit(
+            &src.into(),
+            &dst.into(),
+            &mut Icmpv6Packet::new_unchecked(&mut icmp[..]),
+            &ChecksumCapabilities::default(),
+        );
+        let f = ipv6_frame(src, dst, 255, &icmp);
+        let mut k = FlowKey::zero();
+        let l = extract(&f, &mut k).unwrap();
+
+        let packet = Icmpv6Packet::new_checked(&f[usize::from(l.l4)..]).unwrap();
+        let parsed = Icmpv6Repr::parse(
+            &src.into(), &dst.into(), &packet, &ChecksumCapabilities::default(),
+        ).unwrap();
+        let mac = |r: Option<RawHardwareAddress>| {
+            r.map_or(0, |r| r.as_bytes().iter().fold(0u128, |acc, &x| (acc << 8) | u128::from(x)))
+        };
+        let (ty, t, sll, tll) = match parsed {
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, lladdr }) => {
+                (135, target_addr, mac(lladdr), 0)
+            }
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { target_addr, lladdr, .. }) => {
+                (136, target_addr, 0, mac(lladdr))
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        prop_assert_eq!(k.get(Field::Icmpv6Type), ty);
+        prop_assert_eq!(k.get(Field::Icmpv6Code), 0);
+        prop_assert_eq!(k.get(Field::NdTarget), u128::from(t));
+        prop_assert_eq!(k.get(Field::NdSll), sll);
+        prop_assert_eq!(k.get(Field::NdTll), tll);
+    }
+}
