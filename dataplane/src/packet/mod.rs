@@ -1,11 +1,65 @@
 //! Packet parsing: hand-written flow key extraction and typed header views.
 //!
-//! `extract` is the hot path: one pass over the frame, no allocation, filling a [`FlowKey`]
+//! [`extract`] is the hot path: one pass over the frame, no allocation, filling a [`FlowKey`]
 //! and a [`Layout`] (where each header starts) that the action executor uses to rewrite
 //! headers in place. Malformed frames are reported by [`Malformed`] reason so the caller can
 //! count them; nothing here panics on any input.
+//!
+//! # Malformed versus unparsed
+//!
+//! The rule: a frame is *malformed* when a header we parse claims structure the bytes do not
+//! have — a header cut short, a length field that points past the end of its container, a
+//! version or length value outside what the protocol allows. Such a frame cannot be forwarded
+//! faithfully (an action rewriting `tp_dst` would write past the end), so it is dropped and
+//! counted. Anything we simply do not look into is *unparsed payload*, never an error:
+//!
+//! - Unknown Ethertypes, IP protocols and ICMP types: the key has the fields of the headers
+//!   before them (an unknown Ethertype gives Ethernet fields only). 802.3 length-field frames
+//!   (type < 0x0600) get `eth_type` 0x05ff, as in Open vSwitch. A third VLAN tag is unparsed
+//!   payload (`eth_type` is its TPID).
+//! - Bytes after the IPv4 total length / IPv6 payload length: Ethernet padding (minimum frame
+//!   size) — ignored, and transport headers are looked for only inside the IP length. The
+//!   reverse (IP length larger than what the frame holds) is malformed.
+//! - Checksums are not verified (IPv4 header, TCP, UDP, ICMP): that is the end host's job and
+//!   would cost a pass over the payload. TTL 0, reserved bits, the UDP length field, TCP
+//!   options and IPv4 options content are likewise not judged.
+//! - Later fragments (IPv4 offset ≠ 0, IPv6 fragment offset ≠ 0): L4 is not parsed at all, so
+//!   nothing after the IP header can be malformed; `Layout::l4` is `NONE`. A first fragment
+//!   must carry its complete transport header (a tiny first fragment that splits the TCP
+//!   header is the classic filter-evasion trick, RFC 1858), otherwise it is malformed.
+//! - ARP/RARP must be Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4) and 28 bytes long:
+//!   the key has no room for other shapes, so they are malformed ([`Malformed::BadArp`]).
+//! - IPv6 extension headers (hop-by-hop, routing, destination options, fragment, AH) are walked
+//!   and must fit in the payload length ([`Malformed::BadIpv6Ext`]); ESP and "no next header"
+//!   end the walk and become `nw_proto`. Any fragment header sets `nw_frag` ANY (even an atomic
+//!   fragment); a nonzero offset adds LATER and stops the walk.
+//! - ICMPv4 needs its 8-byte header, ICMPv6 its 4-byte one. ND (NS 135 / NA 136 with code 0)
+//!   needs the target address; its options must each have a nonzero length that fits, and at
+//!   most one link-layer address option of the kind the message carries (SLL for NS, TLL for
+//!   NA), else [`Malformed::BadNd`]. Options of other types, or of the other kind, are skipped.
+//!
+//! [`Layout`] on success: `l3` is always set (the byte after the Ethernet header and its tags,
+//! for any Ethertype); `l4` only for IPv4/IPv6 packets that have a transport header in this
+//! frame (not for later fragments), whatever the protocol number.
+//!
+//! # Contents
+//!
+//! - [`extract`], [`Layout`], [`Malformed`]: the hot path.
+//! - [`vlan`]: smoltcp-style `VlanPacket`/`VlanRepr` for 802.1Q/802.1ad tags (smoltcp has none).
+//! - [`ether`]: Ethertype, IP protocol and header length constants.
+//! - [`build`]: frames from flow matches (`swctl trace`), metadata into keys, hex frames.
 
 use crate::key::FlowKey;
+
+pub mod build;
+pub mod ether;
+mod extract;
+pub use extract::FIRST_PACKET_WORD;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+pub mod vlan;
 
 /// Offsets of the headers found in a frame. `NONE` marks an absent layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,11 +152,10 @@ impl Malformed {
 /// Extract the flow key of `frame` into `key`'s packet fields (metadata words — tunnel,
 /// registers, in_port, conntrack — are left as the caller set them).
 ///
-/// Placeholder until the extractor lands: parses nothing.
+/// Every packet-field word is rewritten, so a reused key never carries a previous packet's
+/// values. On `Err` the packet fields hold what was parsed before the bad header (Ethernet
+/// fields at least, once the Ethernet header is complete); callers drop such packets.
+#[inline]
 pub fn extract(frame: &[u8], key: &mut FlowKey) -> Result<Layout, Malformed> {
-    let _ = key;
-    if frame.len() < 14 {
-        return Err(Malformed::TruncatedEthernet);
-    }
-    Ok(Layout::default())
+    extract::extract(frame, key)
 }
