@@ -7,9 +7,42 @@
 //!
 //! Counters are the exception to immutability: each rule's [`RuleStats`] is shared (`Arc`) by
 //! every version that contains the rule, so counts survive unrelated edits and `mod-flows`.
+//! Table lookup counters ([`TableStats`]) are shared the same way.
+//!
+//! Each [`Table`] is a [`Classifier`] (tuple-space search; see [`crate::classifier`] for the
+//! lookup algorithm, tie-breaking, megaflow masks and the cost of copying a table into a new
+//! version).
+//!
+//! # Flow-mod semantics (what `add-flow`, `mod-flows`, `del-flows`, `dump-flows` do)
+//!
+//! * Identity: a table holds at most one rule per (match, priority), where "match" is the match
+//!   compiled to the key layout ([`MaskedKey`]), so two spellings of the same bits (`reg0` and
+//!   the high half of `xreg0`) are the same match, as in Open vSwitch.
+//! * [`PipelineEdit::add`]: replaces a rule with the same identity (fresh counters and creation
+//!   time, as Open vSwitch does); with `check_overlap`, fails if a rule of the same priority
+//!   could match a common packet (an identical rule counts).
+//! * [`PipelineEdit::modify`]: changes only the actions. Kept: counters (the same
+//!   `Arc<RuleStats>`), creation time, timeouts, cookie (the filter's cookie is a filter, as in
+//!   OpenFlow 1.1+). A modify that selects nothing adds nothing (OpenFlow 1.1+ semantics; in
+//!   OpenFlow 1.0 it would behave like an add).
+//! * Selection, shared by modify, delete and dump: a rule is selected if its cookie agrees with
+//!   the filter's on `cookie_mask`, and (non-strict) its match is within the filter's
+//!   ([`Match::is_within`], evaluated on the compiled keys) or (strict) its match and priority
+//!   equal the filter's. Delete and dump also honour `out_port` (the rule has an
+//!   `output:PORT` action to that port). `table: None` means every table, as `ovs-ofctl`
+//!   commands without `table=` do; `FlowAttrs::table` is ignored by these three.
+//! * Order of dumps and of returned rules: table ascending, then [`rule_order`] (priority
+//!   descending, then the classifier's tie order, so within a table the rule a packet would hit
+//!   is listed first, then the masked value). It depends only on the rules, never on history.
+//! * Expiry ([`PipelineEdit::expire`]): hard timeout counted from creation, idle timeout from
+//!   the last hit (or creation if never hit); a rule past both reports [`ExpiryReason::Hard`].
+//!   Each table keeps the set of its rules that have a timeout, so expiry and
+//!   [`Pipeline::next_expiry_ms`] cost O(rules with timeouts), not O(all rules).
 
+use crate::classifier::{rule_order, Classifier};
 use crate::key::{FlowKey, MaskedKey};
-use control::flow::ast::{Action, FlowSpec, Match};
+use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -66,6 +99,77 @@ impl Rule {
             stats: Arc::new(RuleStats::default()),
         }
     }
+
+    /// True if the rule has an idle or hard timeout.
+    pub fn has_timeouts(&self) -> bool {
+        self.attrs.idle_timeout != 0 || self.attrs.hard_timeout != 0
+    }
+
+    /// When the rule expires if it is not hit again (milliseconds since the epoch), or `None`
+    /// if it has no timeout. Reads the shared last-use time, so the answer moves with hits.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        let hard = (self.attrs.hard_timeout != 0)
+            .then(|| self.created_ms + u64::from(self.attrs.hard_timeout) * 1000);
+        let idle = (self.attrs.idle_timeout != 0)
+            .then(|| self.last_active_ms() + u64::from(self.attrs.idle_timeout) * 1000);
+        match (hard, idle) {
+            (Some(h), Some(i)) => Some(h.min(i)),
+            (h, i) => h.or(i),
+        }
+    }
+
+    /// Why the rule has expired at `now_ms`, if it has.
+    pub fn expired(&self, now_ms: u64) -> Option<ExpiryReason> {
+        let hard = u64::from(self.attrs.hard_timeout) * 1000;
+        let idle = u64::from(self.attrs.idle_timeout) * 1000;
+        if hard != 0 && now_ms >= self.created_ms + hard {
+            Some(ExpiryReason::Hard)
+        } else if idle != 0 && now_ms >= self.last_active_ms() + idle {
+            Some(ExpiryReason::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// Last hit, or creation if never hit (`last_used_ms == 0`).
+    fn last_active_ms(&self) -> u64 {
+        self.stats
+            .last_used_ms
+            .load(Ordering::Relaxed)
+            .max(self.created_ms)
+    }
+
+    /// True if the rule has an `output:PORT` action to `port` (the `out_port` filter).
+    pub fn outputs_to(&self, port: u32) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Output(OutputPort::Port(p)) if *p == port))
+    }
+}
+
+/// Why [`PipelineEdit::expire`] removed a rule (OpenFlow flow-removed reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryReason {
+    /// `idle_timeout` seconds passed without a hit.
+    Idle,
+    /// `hard_timeout` seconds passed since the rule was added.
+    Hard,
+}
+
+/// Why a flow-mod was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowModError {
+    /// The table number is not 0..=254.
+    #[error("table {0} does not exist (tables are 0..=254)")]
+    BadTable(u8),
+    /// `check_overlap` was given and a rule of the same priority overlaps.
+    #[error("flow overlaps an existing flow of priority {priority} in table {table}")]
+    Overlap {
+        /// Table of the clash.
+        table: u8,
+        /// Priority shared by both rules.
+        priority: u16,
+    },
 }
 
 /// Lookup counters of one table (shared across versions, like rule counters).
@@ -77,46 +181,159 @@ pub struct TableStats {
     pub matched: AtomicU64,
 }
 
-/// One flow table. Placeholder classifier: a priority-sorted list.
+/// Rules of one table that have a timeout, keyed by the rule's address (unique while the map
+/// holds the `Arc`). Behind an `Arc` so that an edit that touches no timed rule does not copy it.
+type Timed = Arc<FxHashMap<usize, Arc<Rule>>>;
+
+/// One flow table: a classifier plus its counters.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    rules: Vec<Arc<Rule>>,
+    cls: Classifier,
+    timed: Timed,
     stats: Arc<TableStats>,
 }
 
 impl Table {
-    /// Highest-priority rule matching `key`. ORs into `wc` every key bit the decision
-    /// depended on (the megaflow mask).
+    /// Highest-priority rule matching `key` (`None` is a table miss). ORs into `wc` every key
+    /// bit the decision depended on (the megaflow mask; see [`Classifier::lookup`]).
+    #[inline]
     pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&Arc<Rule>> {
         self.stats.lookups.fetch_add(1, Ordering::Relaxed);
-        for r in &self.rules {
-            wc.or_assign(&r.key.mask);
-            if r.key.matches(key) {
-                self.stats.matched.fetch_add(1, Ordering::Relaxed);
-                return Some(r);
-            }
+        let r = self.cls.lookup(key, wc);
+        if r.is_some() {
+            self.stats.matched.fetch_add(1, Ordering::Relaxed);
         }
-        None
+        r
     }
 
-    /// All rules, highest priority first.
+    /// All rules in dump order ([`rule_order`]: highest priority first). Allocates and sorts;
+    /// use [`Table::iter`] when the order does not matter.
     pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.rules.iter()
+        self.cls.sorted().into_iter()
+    }
+
+    /// All rules, in no particular order, without allocating.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.cls.iter()
+    }
+
+    /// The rule with exactly this match and priority.
+    pub fn find_strict(&self, m: &Match, priority: u16) -> Option<&Arc<Rule>> {
+        self.cls.find_exact(&MaskedKey::from_match(m), priority)
     }
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.cls.len()
     }
 
     /// True if the table has no rules.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.cls.is_empty()
+    }
+
+    /// Number of distinct masks: the most hash probes a lookup can take.
+    pub fn n_subtables(&self) -> usize {
+        self.cls.n_subtables()
+    }
+
+    /// The classifier itself.
+    pub fn classifier(&self) -> &Classifier {
+        &self.cls
     }
 
     /// Lookup counters.
     pub fn stats(&self) -> &TableStats {
         &self.stats
+    }
+
+    /// The shared lookup counters (the same `Arc` in every version of this table).
+    pub fn stats_arc(&self) -> &Arc<TableStats> {
+        &self.stats
+    }
+
+    /// Number of rules with an idle or hard timeout.
+    pub fn n_timed(&self) -> usize {
+        self.timed.len()
+    }
+
+    fn insert_rule(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
+        let timed = rule.has_timeouts().then(|| rule.clone());
+        let old = self.cls.insert(rule);
+        if let Some(o) = old.as_ref().filter(|o| o.has_timeouts()) {
+            Arc::make_mut(&mut self.timed).remove(&addr(o));
+        }
+        if let Some(t) = timed {
+            Arc::make_mut(&mut self.timed).insert(addr(&t), t);
+        }
+        old
+    }
+
+    fn remove_rule(&mut self, key: &MaskedKey, priority: u16) -> Option<Arc<Rule>> {
+        let old = self.cls.remove(key, priority)?;
+        if old.has_timeouts() {
+            Arc::make_mut(&mut self.timed).remove(&addr(&old));
+        }
+        Some(old)
+    }
+}
+
+fn addr(r: &Arc<Rule>) -> usize {
+    Arc::as_ptr(r) as usize
+}
+
+/// Which rules a modify, delete or dump applies to (see the module documentation).
+struct Selector {
+    key: MaskedKey,
+    /// `Some(priority)` for strict selection.
+    strict: Option<u16>,
+    cookie: u64,
+    cookie_mask: u64,
+    out_port: Option<u32>,
+}
+
+impl Selector {
+    fn new(filter: &FlowSpec, strict: bool, use_out_port: bool) -> Self {
+        Selector {
+            key: MaskedKey::from_match(&filter.matches),
+            strict: strict.then_some(filter.attrs.priority),
+            cookie: filter.attrs.cookie,
+            cookie_mask: filter.attrs.cookie_mask,
+            out_port: if use_out_port {
+                filter.attrs.out_port
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The other conditions, once the match part is known to hold.
+    fn accepts(&self, r: &Rule) -> bool {
+        (r.attrs.cookie ^ self.cookie) & self.cookie_mask == 0
+            && match self.out_port {
+                None => true,
+                Some(p) => r.outputs_to(p),
+            }
+    }
+
+    /// Selected rules of `t`, in dump order.
+    fn select<'a>(&self, t: &'a Table) -> Vec<&'a Arc<Rule>> {
+        let mut v: Vec<&Arc<Rule>> = match self.strict {
+            Some(p) => t.cls.find_exact(&self.key, p).into_iter().collect(),
+            None => t.cls.within(self.key).collect(),
+        };
+        v.retain(|r| self.accepts(r));
+        v.sort_by(|a, b| rule_order(a, b));
+        v
+    }
+}
+
+/// The table ids `table` designates (`None`: all of them).
+fn table_ids(table: Option<u8>) -> std::ops::Range<usize> {
+    match table {
+        None => 0..N_TABLES,
+        Some(t) if (t as usize) < N_TABLES => t as usize..t as usize + 1,
+        Some(_) => 0..0,
     }
 }
 
@@ -162,31 +379,163 @@ impl Pipeline {
             },
         }
     }
+
+    /// The rules `dump-flows` shows for `filter`: non-strict selection by match, cookie/mask
+    /// and `out_port`, in `table` (`None`: all tables). Ordered by table, then [`rule_order`].
+    pub fn dump(&self, filter: &FlowSpec, table: Option<u8>) -> Vec<Arc<Rule>> {
+        let sel = Selector::new(filter, false, true);
+        table_ids(table)
+            .flat_map(|t| sel.select(&self.tables[t]).into_iter().cloned())
+            .collect()
+    }
+
+    /// True if some rule has an idle or hard timeout (else expiry can be skipped entirely).
+    pub fn has_timeouts(&self) -> bool {
+        self.tables.iter().any(|t| t.n_timed() != 0)
+    }
+
+    /// The earliest time at which some rule would expire if nothing hits it, or `None` if no
+    /// rule has a timeout. Hits only postpone idle expiry, so calling [`PipelineEdit::expire`]
+    /// before this time finds nothing. Costs O(rules with timeouts).
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.tables
+            .iter()
+            .filter(|t| t.n_timed() != 0)
+            .flat_map(|t| t.timed.values())
+            .filter_map(|r| r.expires_at_ms())
+            .min()
+    }
 }
 
 /// An edit in progress: a private copy of the tables, published by [`PipelineEdit::finish`].
+///
+/// Only tables that an operation actually changes are copied (an operation that selects
+/// nothing copies nothing); see [`crate::classifier`] for what a copy costs.
 #[derive(Debug)]
 pub struct PipelineEdit {
     next: Pipeline,
 }
 
 impl PipelineEdit {
-    /// Insert `rule`, replacing a rule with the same match and priority in the same table.
+    /// The tables as edited so far.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.next
+    }
+
+    fn table_mut(&mut self, id: usize) -> &mut Table {
+        Arc::make_mut(&mut self.next.tables[id])
+    }
+
+    /// Insert `rule`, replacing a rule with the same match and priority in the same table
+    /// (`rule.attrs.table`, modulo 255: use [`PipelineEdit::add`] for validation).
     /// Returns the replaced rule.
     pub fn insert(&mut self, rule: Rule) -> Option<Arc<Rule>> {
-        let t = Arc::make_mut(&mut self.next.tables[rule.attrs.table as usize]);
-        let old = t
-            .rules
-            .iter()
-            .position(|r| r.attrs.priority == rule.attrs.priority && r.matches == rule.matches)
-            .map(|i| t.rules.remove(i));
-        let pos = t
-            .rules
-            .iter()
-            .position(|r| r.attrs.priority < rule.attrs.priority)
-            .unwrap_or(t.rules.len());
-        t.rules.insert(pos, Arc::new(rule));
-        old
+        let t = rule.attrs.table as usize % N_TABLES;
+        self.table_mut(t).insert_rule(Arc::new(rule))
+    }
+
+    /// `add-flow`: add the flow `spec` at `now_ms`, replacing (with fresh counters) a rule with
+    /// the same match and priority. Returns the replaced rule.
+    pub fn add(&mut self, spec: &FlowSpec, now_ms: u64) -> Result<Option<Arc<Rule>>, FlowModError> {
+        let table = spec.attrs.table;
+        if table as usize >= N_TABLES {
+            return Err(FlowModError::BadTable(table));
+        }
+        let rule = Rule::from_spec(spec, now_ms);
+        if spec.attrs.check_overlap
+            && self.next.tables[table as usize]
+                .cls
+                .find_overlap(&rule.key, rule.attrs.priority)
+                .is_some()
+        {
+            return Err(FlowModError::Overlap {
+                table,
+                priority: rule.attrs.priority,
+            });
+        }
+        Ok(self.insert(rule))
+    }
+
+    /// `mod-flows`: give the rules selected by `spec` (see the module documentation) in `table`
+    /// (`None`: all tables) the actions of `spec`, keeping everything else, counters included.
+    /// Returns how many rules changed. Selecting nothing adds nothing (OpenFlow 1.1+).
+    pub fn modify(&mut self, spec: &FlowSpec, table: Option<u8>, strict: bool) -> usize {
+        let sel = Selector::new(spec, strict, false);
+        let actions = spec.actions.clone().unwrap_or_default();
+        let mut n = 0;
+        for t in table_ids(table) {
+            let chosen: Vec<Arc<Rule>> = sel
+                .select(&self.next.tables[t])
+                .into_iter()
+                .cloned()
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let tm = self.table_mut(t);
+            for old in chosen {
+                let new = Rule {
+                    attrs: old.attrs.clone(),
+                    matches: old.matches.clone(),
+                    key: old.key,
+                    actions: actions.clone(),
+                    created_ms: old.created_ms,
+                    stats: old.stats.clone(),
+                };
+                tm.insert_rule(Arc::new(new));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// `del-flows`: remove the rules selected by `filter` (match, cookie/mask, `out_port`;
+    /// strict adds priority) from `table` (`None`: all tables). Returns them in dump order.
+    pub fn delete(&mut self, filter: &FlowSpec, table: Option<u8>, strict: bool) -> Vec<Arc<Rule>> {
+        let sel = Selector::new(filter, strict, true);
+        let mut out = Vec::new();
+        for t in table_ids(table) {
+            let chosen: Vec<Arc<Rule>> = sel
+                .select(&self.next.tables[t])
+                .into_iter()
+                .cloned()
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let tm = self.table_mut(t);
+            for r in &chosen {
+                tm.remove_rule(&r.key, r.attrs.priority);
+            }
+            out.extend(chosen);
+        }
+        out
+    }
+
+    /// Remove every rule whose hard or idle timeout has run out at `now_ms`. Returns them with
+    /// the reason, by table then [`rule_order`].
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(Arc<Rule>, ExpiryReason)> {
+        let mut out = Vec::new();
+        for t in 0..N_TABLES {
+            if self.next.tables[t].n_timed() == 0 {
+                continue;
+            }
+            let mut dead: Vec<(Arc<Rule>, ExpiryReason)> = self.next.tables[t]
+                .timed
+                .values()
+                .filter_map(|r| r.expired(now_ms).map(|why| (r.clone(), why)))
+                .collect();
+            if dead.is_empty() {
+                continue;
+            }
+            dead.sort_by(|a, b| rule_order(&a.0, &b.0));
+            let tm = self.table_mut(t);
+            for (r, _) in &dead {
+                tm.remove_rule(&r.key, r.attrs.priority);
+            }
+            out.extend(dead);
+        }
+        out
     }
 
     /// The version this edit produces.
