@@ -543,3 +543,367 @@ impl PipelineEdit {
         self.next
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::flow::ast::FlowAttrs;
+    use control::flow::field::Field;
+
+    fn spec(table: u8, priority: u16, fields: &[(Field, u128)], actions: Vec<Action>) -> FlowSpec {
+        let mut m = Match::new();
+        for &(f, v) in fields {
+            assert!(m.set_exact(f, v));
+        }
+        FlowSpec {
+            attrs: FlowAttrs {
+                table,
+                priority,
+                ..FlowAttrs::default()
+            },
+            matches: m,
+            actions: Some(actions),
+        }
+    }
+
+    fn out(p: u32) -> Vec<Action> {
+        vec![Action::Output(OutputPort::Port(p))]
+    }
+
+    fn key(fields: &[(Field, u128)]) -> FlowKey {
+        let mut k = FlowKey::zero();
+        for &(f, v) in fields {
+            k.set(f, v);
+        }
+        k
+    }
+
+    fn hit<'a>(p: &'a Pipeline, table: u8, k: &FlowKey) -> Option<&'a Arc<Rule>> {
+        p.table(table).lookup(k, &mut FlowKey::zero())
+    }
+
+    /// Filter matching everything (what `del-flows` / `dump-flows` without arguments use).
+    fn all() -> FlowSpec {
+        FlowSpec {
+            attrs: FlowAttrs::default(),
+            matches: Match::new(),
+            actions: None,
+        }
+    }
+
+    fn with_cookie(mut s: FlowSpec, cookie: u64, mask: u64) -> FlowSpec {
+        s.attrs.cookie = cookie;
+        s.attrs.cookie_mask = mask;
+        s
+    }
+
+    const IP: (Field, u128) = (Field::EthType, 0x0800);
+
+    #[test]
+    fn add_replaces_identical_and_resets_counters() {
+        let mut e = Pipeline::default().edit();
+        let s = spec(0, 10, &[(Field::InPort, 1)], out(2));
+        assert!(e.add(&s, 1000).unwrap().is_none());
+        let first = e.pipeline().table(0).rules().next().unwrap().clone();
+        first.stats.hit(60, 1500);
+        let s2 = spec(0, 10, &[(Field::InPort, 1)], out(3));
+        let old = e.add(&s2, 2000).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&old, &first));
+        let p = e.finish();
+        assert_eq!(p.n_rules(), 1);
+        let r = hit(&p, 0, &key(&[(Field::InPort, 1)])).unwrap();
+        assert_eq!(r.actions, out(3));
+        assert_eq!(r.created_ms, 2000);
+        assert_eq!(r.stats.packets.load(Ordering::Relaxed), 0);
+        // A different priority is a different rule.
+        let mut e = p.edit();
+        assert!(e
+            .add(&spec(0, 11, &[(Field::InPort, 1)], out(4)), 0)
+            .unwrap()
+            .is_none());
+        assert_eq!(e.finish().n_rules(), 2);
+    }
+
+    #[test]
+    fn add_checks_table_and_overlap() {
+        let mut e = Pipeline::default().edit();
+        assert_eq!(
+            e.add(&spec(255, 1, &[], vec![]), 0).unwrap_err(),
+            FlowModError::BadTable(255)
+        );
+        e.add(
+            &spec(1, 10, &[IP, (Field::Ipv4Dst, 0x0a00_0001)], out(1)),
+            0,
+        )
+        .unwrap();
+        let mut s = spec(1, 10, &[IP], out(2));
+        s.attrs.check_overlap = true;
+        assert_eq!(
+            e.add(&s, 0).unwrap_err(),
+            FlowModError::Overlap {
+                table: 1,
+                priority: 10
+            }
+        );
+        // Same match, other priority or other table: no overlap.
+        s.attrs.priority = 9;
+        assert!(e.add(&s, 0).is_ok());
+        s.attrs.table = 2;
+        s.attrs.priority = 10;
+        assert!(e.add(&s, 0).is_ok());
+        // Disjoint at the same priority.
+        let mut d = spec(1, 10, &[IP, (Field::Ipv4Dst, 0x0a00_0002)], out(1));
+        d.attrs.check_overlap = true;
+        assert!(e.add(&d, 0).is_ok());
+        assert_eq!(e.finish().n_rules(), 4);
+    }
+
+    /// Table 0: three rules under cookies 0x1, 0x2, 0x11; table 1: one with cookie 0x1.
+    fn cookie_pipeline() -> Pipeline {
+        let mut e = Pipeline::default().edit();
+        let rules = [
+            (0, 0x1, 100, 0x0a00_0001u128, 1u32),
+            (0, 0x2, 100, 0x0a00_0002, 2),
+            (0, 0x11, 200, 0x0a00_0003, 1),
+            (1, 0x1, 100, 0x0a00_0001, 3),
+        ];
+        for (t, cookie, prio, dst, port) in rules {
+            let mut s = spec(t, prio, &[IP, (Field::Ipv4Dst, dst)], out(port));
+            s.attrs.cookie = cookie;
+            e.add(&s, 0).unwrap();
+        }
+        e.finish()
+    }
+
+    #[test]
+    fn modify_non_strict_with_cookie_mask_keeps_counters() {
+        let p = cookie_pipeline();
+        let before: Vec<Arc<Rule>> = p.dump(&all(), None);
+        for r in &before {
+            r.stats.hit(100, 5);
+        }
+        let mut e = p.edit();
+        let f = with_cookie(spec(0, 0, &[IP], out(9)), 0x1, 0xf);
+        // Table 0 only: 0x1 and 0x11 match the cookie filter.
+        assert_eq!(e.modify(&f, Some(0), false), 2);
+        let q = e.finish();
+        let changed: Vec<u64> = q
+            .dump(&all(), None)
+            .iter()
+            .filter(|r| r.actions == out(9))
+            .map(|r| r.attrs.cookie)
+            .collect();
+        assert_eq!(changed, vec![0x11, 0x1]);
+        for r in q.dump(&all(), None) {
+            assert_eq!(r.stats.packets.load(Ordering::Relaxed), 1, "counters kept");
+            let old = before
+                .iter()
+                .find(|o| o.key == r.key && o.attrs.table == r.attrs.table)
+                .unwrap();
+            assert!(Arc::ptr_eq(&old.stats, &r.stats));
+            assert_eq!(r.attrs.cookie, old.attrs.cookie, "cookie is a filter");
+        }
+        // All tables: the table-1 rule too.
+        let mut e = q.edit();
+        assert_eq!(e.modify(&f, None, false), 3);
+        // A filter that selects nothing adds nothing.
+        let none = spec(0, 0, &[(Field::InPort, 77)], out(1));
+        assert_eq!(e.modify(&none, None, false), 0);
+        assert_eq!(e.finish().n_rules(), 4);
+    }
+
+    #[test]
+    fn modify_strict_needs_exact_match_and_priority() {
+        let p = cookie_pipeline();
+        let mut e = p.edit();
+        let exact = spec(0, 100, &[IP, (Field::Ipv4Dst, 0x0a00_0001)], out(7));
+        let mut wrong_prio = exact.clone();
+        wrong_prio.attrs.priority = 101;
+        let broader = spec(0, 100, &[IP], out(7));
+        assert_eq!(e.modify(&wrong_prio, Some(0), true), 0);
+        assert_eq!(e.modify(&broader, Some(0), true), 0);
+        // Cookie filter applies to strict too.
+        assert_eq!(
+            e.modify(&with_cookie(exact.clone(), 0x2, 0xff), Some(0), true),
+            0
+        );
+        assert_eq!(e.modify(&exact, Some(0), true), 1);
+        let q = e.finish();
+        let k = key(&[IP, (Field::Ipv4Dst, 0x0a00_0001)]);
+        assert_eq!(hit(&q, 0, &k).unwrap().actions, out(7));
+        assert_eq!(hit(&q, 1, &k).unwrap().actions, out(3));
+        // The previous version still answers the old way.
+        assert_eq!(hit(&p, 0, &k).unwrap().actions, out(1));
+    }
+
+    #[test]
+    fn delete_strict_non_strict_cookie_and_out_port() {
+        let p = cookie_pipeline();
+        // out_port=1 in all tables: the 0x1 and 0x11 rules of table 0.
+        let mut e = p.edit();
+        let mut f = all();
+        f.attrs.out_port = Some(1);
+        let gone = e.delete(&f, None, false);
+        assert_eq!(
+            gone.iter().map(|r| r.attrs.cookie).collect::<Vec<_>>(),
+            vec![0x11, 0x1]
+        );
+        assert_eq!(e.pipeline().n_rules(), 2);
+        // Cookie mask in table 1 only.
+        let gone = e.delete(&with_cookie(all(), 0x1, 0xff), Some(1), false);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].attrs.table, 1);
+        // Strict: priority must agree.
+        let s = spec(0, 99, &[IP, (Field::Ipv4Dst, 0x0a00_0002)], vec![]);
+        assert!(e.delete(&s, Some(0), true).is_empty());
+        let s = spec(0, 100, &[IP, (Field::Ipv4Dst, 0x0a00_0002)], vec![]);
+        assert_eq!(e.delete(&s, Some(0), true).len(), 1);
+        assert_eq!(e.finish().n_rules(), 0);
+        // Non-strict by match: everything within ip in table 0.
+        let mut e = p.edit();
+        let within = spec(0, 0, &[IP], vec![]);
+        assert_eq!(e.delete(&within, Some(0), false).len(), 3);
+        // Delete everything left.
+        assert_eq!(e.delete(&all(), None, false).len(), 1);
+        assert_eq!(e.finish().n_rules(), 0);
+        assert_eq!(p.n_rules(), 4, "old version untouched");
+    }
+
+    #[test]
+    fn dump_order_and_filters() {
+        let p = cookie_pipeline();
+        let d = p.dump(&all(), None);
+        let got: Vec<(u8, u16, u64)> = d
+            .iter()
+            .map(|r| (r.attrs.table, r.attrs.priority, r.attrs.cookie))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0, 200, 0x11), (0, 100, 0x1), (0, 100, 0x2), (1, 100, 0x1)]
+        );
+        assert_eq!(p.dump(&all(), Some(1)).len(), 1);
+        assert_eq!(p.dump(&all(), Some(255)).len(), 0);
+        let f = spec(0, 0, &[IP, (Field::Ipv4Dst, 0x0a00_0002)], vec![]);
+        assert_eq!(p.dump(&f, None).len(), 1);
+        let f = with_cookie(all(), 0x10, 0x10);
+        assert_eq!(p.dump(&f, None).len(), 1);
+        // Table::rules agrees with the dump order.
+        let t0: Vec<u64> = p.table(0).rules().map(|r| r.attrs.cookie).collect();
+        assert_eq!(t0, vec![0x11, 0x1, 0x2]);
+    }
+
+    #[test]
+    fn expiry_idle_and_hard() {
+        let mut e = Pipeline::default().edit();
+        let mut idle = spec(0, 1, &[(Field::InPort, 1)], out(1));
+        idle.attrs.idle_timeout = 10;
+        let mut hard = spec(0, 1, &[(Field::InPort, 2)], out(1));
+        hard.attrs.hard_timeout = 30;
+        let forever = spec(0, 1, &[(Field::InPort, 3)], out(1));
+        for s in [&idle, &hard, &forever] {
+            e.add(s, 1_000).unwrap();
+        }
+        let p = e.finish();
+        assert!(p.has_timeouts());
+        assert_eq!(p.next_expiry_ms(), Some(11_000));
+        // A hit at 8s postpones the idle rule to 18s.
+        let r = hit(&p, 0, &key(&[(Field::InPort, 1)])).unwrap();
+        r.stats.hit(64, 8_000);
+        assert_eq!(p.next_expiry_ms(), Some(18_000));
+        let mut e = p.edit();
+        assert!(e.expire(17_999).is_empty());
+        let gone = e.expire(18_000);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1, ExpiryReason::Idle);
+        assert!(Arc::ptr_eq(&gone[0].0, r));
+        let q = e.finish();
+        assert_eq!(q.next_expiry_ms(), Some(31_000));
+        // Hits do not postpone a hard timeout.
+        hit(&q, 0, &key(&[(Field::InPort, 2)]))
+            .unwrap()
+            .stats
+            .hit(1, 30_500);
+        let mut e = q.edit();
+        let gone = e.expire(31_000);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1, ExpiryReason::Hard);
+        let z = e.finish();
+        assert!(!z.has_timeouts());
+        assert_eq!(z.next_expiry_ms(), None);
+        assert_eq!(z.n_rules(), 1);
+        assert_eq!(p.n_rules(), 3);
+    }
+
+    #[test]
+    fn modify_and_replace_keep_timeout_bookkeeping() {
+        let mut e = Pipeline::default().edit();
+        let mut s = spec(0, 1, &[(Field::InPort, 1)], out(1));
+        s.attrs.hard_timeout = 5;
+        e.add(&s, 0).unwrap();
+        assert_eq!(e.modify(&s, Some(0), true), 1);
+        assert_eq!(e.pipeline().table(0).n_timed(), 1);
+        assert_eq!(e.pipeline().next_expiry_ms(), Some(5_000));
+        // Replacing with a flow without timeouts drops it from the timed set.
+        s.attrs.hard_timeout = 0;
+        e.add(&s, 0).unwrap();
+        assert_eq!(e.pipeline().table(0).n_timed(), 0);
+        assert!(e.expire(u64::MAX / 2).is_empty());
+    }
+
+    #[test]
+    fn versions_are_immutable_and_share_counters() {
+        let mut e = Pipeline::default().edit();
+        e.add(&spec(0, 5, &[(Field::InPort, 1)], out(1)), 0)
+            .unwrap();
+        let v1 = e.finish();
+        let k1 = key(&[(Field::InPort, 1)]);
+        let k2 = key(&[(Field::InPort, 2)]);
+        let mut e = v1.edit();
+        e.add(&spec(0, 5, &[(Field::InPort, 2)], out(2)), 0)
+            .unwrap();
+        e.add(&spec(3, 5, &[], out(3)), 0).unwrap();
+        let v2 = e.finish();
+        assert_eq!(v2.version(), v1.version() + 1);
+        // Old version: unchanged answers.
+        assert!(hit(&v1, 0, &k2).is_none());
+        assert!(hit(&v1, 3, &k2).is_none());
+        assert_eq!(v1.n_rules(), 1);
+        assert_eq!(v2.n_rules(), 3);
+        // Same rule object and counters in both versions; untouched tables are shared.
+        let a = hit(&v1, 0, &k1).unwrap();
+        let b = hit(&v2, 0, &k1).unwrap();
+        assert!(Arc::ptr_eq(a, b));
+        a.stats.hit(10, 1);
+        assert_eq!(b.stats.bytes.load(Ordering::Relaxed), 10);
+        assert!(std::ptr::eq(v1.table(7), v2.table(7)));
+        // Table counters are shared too: lookups via v1 (3 so far on table 0, 2 matched)
+        // are visible through v2.
+        let t1 = v1.table(0).stats();
+        let t2 = v2.table(0).stats();
+        assert!(std::ptr::eq(t1, t2));
+        assert_eq!(t2.lookups.load(Ordering::Relaxed), 3);
+        assert_eq!(t2.matched.load(Ordering::Relaxed), 2);
+        // A delete that selects nothing copies nothing.
+        let mut e = v2.edit();
+        assert!(e
+            .delete(&spec(0, 0, &[(Field::InPort, 9)], vec![]), None, false)
+            .is_empty());
+        let v3 = e.finish();
+        assert!(std::ptr::eq(v2.table(0), v3.table(0)));
+    }
+
+    #[test]
+    fn insert_keeps_legacy_behaviour() {
+        let mut e = Pipeline::default().edit();
+        let s = spec(2, 7, &[(Field::InPort, 1)], out(1));
+        assert!(e.insert(Rule::from_spec(&s, 0)).is_none());
+        assert!(e.insert(Rule::from_spec(&s, 0)).is_some());
+        let p = e.finish();
+        assert_eq!(p.table(2).len(), 1);
+        assert!(!p.table(2).is_empty());
+        assert!(p
+            .table(2)
+            .find_strict(&s.matches, 7)
+            .is_some_and(|r| r.attrs.table == 2));
+    }
+}
