@@ -906,4 +906,185 @@ mod tests {
             .find_strict(&s.matches, 7)
             .is_some_and(|r| r.attrs.table == 2));
     }
+
+    // --- property test: flow-mods against a linear model; old versions never change ---
+
+    use proptest::prelude::*;
+
+    type MatchGen = (Option<u128>, Option<(u128, u128)>, Option<bool>);
+
+    fn match_gen() -> impl Strategy<Value = MatchGen> {
+        (
+            prop::option::of(0u128..3),
+            prop::option::of((prop::sample::select(vec![1u128, 3, 2]), 0u128..4)),
+            prop::option::of(any::<bool>()),
+        )
+    }
+
+    fn build_match(g: &MatchGen) -> Match {
+        let mut m = Match::new();
+        if let Some(p) = g.0 {
+            m.set_exact(Field::InPort, p);
+        }
+        if let Some((mask, v)) = g.1 {
+            m.set(Field::Reg(0), v, mask);
+        }
+        if let Some(v6) = g.2 {
+            m.set_exact(Field::EthType, if v6 { 0x86dd } else { 0x0800 });
+        }
+        m
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, u16, MatchGen, u64, u32),
+        Modify(Option<u8>, bool, u16, MatchGen, u64, u64, u32),
+        Delete(Option<u8>, bool, u16, MatchGen, u64, u64, Option<u32>),
+    }
+
+    fn op_gen() -> impl Strategy<Value = Op> {
+        let table = || prop::option::of(0u8..2);
+        prop_oneof![
+            3 => (0u8..2, 0u16..3, match_gen(), 0u64..4, 1u32..4)
+                .prop_map(|(t, p, m, c, o)| Op::Add(t, p, m, c, o)),
+            1 => (table(), any::<bool>(), 0u16..3, match_gen(), 0u64..4, 0u64..4, 1u32..4)
+                .prop_map(|(t, s, p, m, c, cm, o)| Op::Modify(t, s, p, m, c, cm, o)),
+            1 => (
+                table(),
+                any::<bool>(),
+                0u16..3,
+                match_gen(),
+                0u64..4,
+                0u64..4,
+                prop::option::of(1u32..4)
+            )
+                .prop_map(|(t, s, p, m, c, cm, o)| Op::Delete(t, s, p, m, c, cm, o)),
+        ]
+    }
+
+    /// What the model remembers of a rule: (table, priority, key, cookie, output port).
+    type Model = Vec<(u8, u16, MaskedKey, u64, u32)>;
+
+    fn snapshot(p: &Pipeline) -> Model {
+        p.dump(&all(), None)
+            .iter()
+            .map(|r| {
+                let port = match r.actions[..] {
+                    [Action::Output(OutputPort::Port(o))] => o,
+                    _ => unreachable!(),
+                };
+                (r.attrs.table, r.attrs.priority, r.key, r.attrs.cookie, port)
+            })
+            .collect()
+    }
+
+    fn sort_model(m: &mut Model) {
+        m.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| crate::classifier::mask_order(&a.2.mask, &b.2.mask))
+                .then_with(|| a.2.value.w.cmp(&b.2.value.w))
+        });
+    }
+
+    fn selected(
+        r: &(u8, u16, MaskedKey, u64, u32),
+        table: Option<u8>,
+        strict: bool,
+        prio: u16,
+        f: &MaskedKey,
+        cookie: u64,
+        cmask: u64,
+    ) -> bool {
+        table.is_none_or(|t| t == r.0)
+            && (r.3 ^ cookie) & cmask == 0
+            && if strict {
+                r.1 == prio && r.2 == *f
+            } else {
+                (0..f.mask.w.len()).all(|i| {
+                    f.mask.w[i] & !r.2.mask.w[i] == 0
+                        && r.2.value.w[i] & f.mask.w[i] == f.value.w[i]
+                })
+            }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn flow_mods_match_model(ops in prop::collection::vec(op_gen(), 1..30)) {
+            let mut p = Pipeline::default();
+            let mut model: Model = Vec::new();
+            for op in ops {
+                let before = p.clone();
+                let before_snap = snapshot(&before);
+                let mut e = p.edit();
+                match op {
+                    Op::Add(t, prio, m, cookie, port) => {
+                        let mut s = spec(t, prio, &[], out(port));
+                        s.matches = build_match(&m);
+                        s.attrs.cookie = cookie;
+                        let key = MaskedKey::from_match(&s.matches);
+                        let replaced = e.add(&s, 0).unwrap();
+                        let old = model.iter().position(|r| r.0 == t && r.1 == prio && r.2 == key);
+                        prop_assert_eq!(replaced.is_some(), old.is_some());
+                        if let Some(i) = old {
+                            model.remove(i);
+                        }
+                        model.push((t, prio, key, cookie, port));
+                    }
+                    Op::Modify(t, strict, prio, m, cookie, cmask, port) => {
+                        let mut s = spec(0, prio, &[], out(port));
+                        s.matches = build_match(&m);
+                        s = with_cookie(s, cookie, cmask);
+                        let f = MaskedKey::from_match(&s.matches);
+                        let n = e.modify(&s, t, strict);
+                        let mut want = 0;
+                        for r in model.iter_mut() {
+                            if selected(r, t, strict, prio, &f, cookie, cmask) {
+                                r.4 = port;
+                                want += 1;
+                            }
+                        }
+                        prop_assert_eq!(n, want);
+                    }
+                    Op::Delete(t, strict, prio, m, cookie, cmask, out_port) => {
+                        let mut s = spec(0, prio, &[], vec![]);
+                        s.matches = build_match(&m);
+                        s = with_cookie(s, cookie, cmask);
+                        s.attrs.out_port = out_port;
+                        let f = MaskedKey::from_match(&s.matches);
+                        let gone = e.delete(&s, t, strict);
+                        let before_len = model.len();
+                        model.retain(|r| {
+                            !(selected(r, t, strict, prio, &f, cookie, cmask)
+                                && out_port.is_none_or(|o| o == r.4))
+                        });
+                        prop_assert_eq!(gone.len(), before_len - model.len());
+                    }
+                }
+                p = e.finish();
+                sort_model(&mut model);
+                prop_assert_eq!(&snapshot(&p), &model);
+                prop_assert_eq!(&snapshot(&before), &before_snap);
+                // Lookups agree with the model too.
+                for port in 0..3u128 {
+                    for reg in 0..4u128 {
+                        for et in [0x0800u128, 0x86dd] {
+                            let k = key(&[(Field::InPort, port), (Field::Reg(0), reg), (Field::EthType, et)]);
+                            for t in 0..2u8 {
+                                let got = hit(&p, t, &k).map(|r| (r.attrs.priority, r.key));
+                                let want = model
+                                    .iter()
+                                    .filter(|r| r.0 == t && r.2.matches(&k))
+                                    .map(|r| (r.1, r.2))
+                                    .next();
+                                prop_assert_eq!(got, want);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
