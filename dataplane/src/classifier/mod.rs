@@ -13,7 +13,8 @@
 //! rule a packet hits. (OpenFlow leaves this case undefined; Open vSwitch picks whichever
 //! subtable it happens to probe first.)
 //!
-//! It also ORs into the caller's `wc` a megaflow mask: every key bit the decision depended on.
+//! It also ORs into the caller's `wc` a megaflow mask: every key bit the decision depended on
+//! (a superset of them: see "Megaflow" below).
 //! Whatever key agrees with the probed key on those bits gets the same answer, so the datapath
 //! may cache the decision for all of them.
 //!
@@ -34,21 +35,29 @@
 //!
 //! # Cost
 //!
-//! * Lookup: O(number of subtables probed) — each probe is one hash over the touched words and,
-//!   on a hit, one comparison of those words. It does not grow with the number of rules: 100 000
+//! * Lookup: O(number of subtables probed) — each probe is one hash over the touched words
+//!   (computed incrementally, with one small set probe per stage boundary) and, on a hit, one
+//!   comparison of those words. It does not grow with the number of rules: 100 000
 //!   exact-match rules in one subtable cost one probe. It grows with the number of distinct masks
 //!   (a miss probes them all), which is why masks should be few; each distinct CIDR prefix length
 //!   is its own mask. No allocation and no lock: the classifier is immutable while shared, and
 //!   the only writes on the lookup path are the caller's `wc` and the counters kept outside.
-//! * Megaflow: the OR of the masks of all subtables probed — the simple, conservative scheme. The
-//!   refinements of Open vSwitch (staged lookup, which un-wildcards only the stages examined
-//!   before a miss, and prefix tries, which un-wildcard only the prefix bits needed) are not
-//!   implemented: a miss in a `/24` subtable un-wildcards all 24 bits, and a miss in an exact
-//!   5-tuple subtable un-wildcards the whole 5-tuple.
+//! * Megaflow: for each subtable probed, the mask bits it examined. Lookup is *staged* as in
+//!   Open vSwitch: a subtable hashes its key words stage by stage (metadata, L2, L3, L4) and
+//!   keeps the set of its rules' hashes at each stage boundary, so a packet that cannot match
+//!   stops at the first stage that proves it, and only the bits of the stages examined are
+//!   un-wildcarded: traffic missing an exact 5-tuple subtable at its address pair leaves the
+//!   ports wildcarded, and non-IP traffic un-wildcards only the ethertype. A probe that gets to
+//!   the last stage un-wildcards the whole mask. Not implemented: prefix tracking (Open
+//!   vSwitch's tries, which un-wildcard only as many address bits as needed to rule out the
+//!   prefixes present), so a miss in a `/24` subtable that reaches its L3 stage un-wildcards
+//!   all 24 bits; and subtables skipped by the priority bound contribute nothing, which is
+//!   sound because the bound does not depend on the packet.
 //! * Memory: per rule, one 32-byte bucket slot in a hashbrown table (plus a control byte and the
-//!   7/8 load factor, ~40 bytes) in addition to the rule itself (which carries its match twice:
-//!   as a `Match` for printing and as a 464-byte [`MaskedKey`]). Per subtable, one 29-word mask
-//!   and a small priority histogram.
+//!   7/8 load factor, ~40 bytes), plus at most one 16-byte entry per intermediate stage (an exact
+//!   5-tuple subtable has two: L2 and L3, and the L2 set has a single entry) — in addition to
+//!   the rule itself, which carries its match twice: as a `Match` for printing and as a
+//!   464-byte [`MaskedKey`]. Per subtable, one 29-word mask and a small priority histogram.
 //! * Edits: insertion and removal are O(1) expected in the subtable plus O(S log S) over the S
 //!   subtables to restore their order (S is small; creating a subtable also re-ranks them).
 //!
@@ -140,8 +149,9 @@ impl Classifier {
         self.slots.len()
     }
 
-    /// The best rule for `key` (highest priority; ties per [`mask_order`]). ORs into `wc` the
-    /// mask of every subtable probed, which covers every bit the answer depended on.
+    /// The best rule for `key` (highest priority; ties per [`mask_order`]). ORs into `wc`, for
+    /// every subtable probed, the mask bits of the stages it examined, which cover every bit
+    /// the answer depended on.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&Arc<Rule>> {
         // (rule, its priority, its subtable's rank)
@@ -154,8 +164,7 @@ impl Classifier {
                     break;
                 }
             }
-            slot.st.shape.fold_into(wc);
-            if let Some(r) = slot.st.lookup(key) {
+            if let Some(r) = slot.st.lookup(key, wc) {
                 let p = r.attrs.priority;
                 let better = match best {
                     None => true,

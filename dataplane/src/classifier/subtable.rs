@@ -1,7 +1,22 @@
 //! One subtable: every rule that shares one mask, in a hash table keyed by the masked value.
 //!
 //! See the parent module for the design. This file only knows about one mask; ordering between
-//! subtables, tie-breaking and the megaflow mask are the parent's business.
+//! subtables and tie-breaking are the parent's business.
+//!
+//! # Staged lookup
+//!
+//! The key words fall into four stages, in key order: metadata (words 0..=15: tunnel,
+//! `metadata`, registers, `in_port`, conntrack), L2 (16..=17), L3 (18..=23), L4 (24..=28). A
+//! subtable whose mask spans several stages also keeps, for each stage but its last, the set of
+//! hashes of its rules' values over the words up to the end of that stage (a counted multiset,
+//! so removal is exact). A lookup hashes incrementally, stage by stage; if the hash of the
+//! prefix so far is absent from the stage's set, no rule of the subtable can match, and only the
+//! mask bits of the stages examined go into the megaflow mask. So a packet missing an exact
+//! 5-tuple subtable at L3 (no rule for this address pair) leaves the ports wildcarded.
+//! Sound: any key that agrees on those bits has the same prefix hash, so it misses too. A hash
+//! collision only makes the lookup continue to the next stage (more bits, still correct).
+//! Cost: one extra probe of a small set per intermediate stage on a hit, and one `(u64, u32)`
+//! entry per distinct prefix per intermediate stage (at most one per rule).
 
 use crate::flowtable::Rule;
 use crate::key::{FlowKey, MaskedKey, KEY_WORDS};
@@ -10,6 +25,19 @@ use rustc_hash::FxHasher;
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 use std::sync::Arc;
+
+/// Maximum number of intermediate stages (four stages, the last is the full lookup).
+const MAX_STAGES: usize = 3;
+
+/// Stage of key word `i` (see the module documentation).
+fn stage_of(i: u8) -> u8 {
+    match i {
+        0..=15 => 0,
+        16..=17 => 1,
+        18..=23 => 2,
+        _ => 3,
+    }
+}
 
 /// The mask of a subtable plus the precomputed list of the words it touches, so hashing and
 /// comparing cost O(words touched) rather than O(KEY_WORDS).
@@ -21,6 +49,10 @@ pub(super) struct Shape {
     /// A fixed array rather than a `Vec` keeps the lookup free of one pointer chase.
     words: [u8; KEY_WORDS],
     n_words: u8,
+    /// `stage_ends[s]`: number of entries of `words()` up to the end of intermediate stage `s`;
+    /// the first `n_stages` are valid. The stages are those the mask touches, minus the last.
+    stage_ends: [u8; MAX_STAGES],
+    n_stages: u8,
 }
 
 impl Shape {
@@ -33,11 +65,50 @@ impl Shape {
                 n += 1;
             }
         }
+        let mut stage_ends = [0u8; MAX_STAGES];
+        let mut n_stages = 0;
+        for k in 1..n {
+            if stage_of(words[k]) != stage_of(words[k - 1]) {
+                stage_ends[n_stages] = k as u8;
+                n_stages += 1;
+            }
+        }
         Shape {
             mask: *mask,
             words,
             n_words: n as u8,
+            stage_ends,
+            n_stages: n_stages as u8,
         }
+    }
+
+    /// Ends (in `words()`) of the intermediate stages.
+    #[inline]
+    fn stage_ends(&self) -> &[u8] {
+        &self.stage_ends[..self.n_stages as usize]
+    }
+
+    /// Feed `key & mask` over `words()[from..to]` into `h`.
+    #[inline]
+    fn feed(&self, h: &mut FxHasher, key: &FlowKey, from: usize, to: usize) {
+        for &i in &self.words()[from..to] {
+            let i = i as usize;
+            h.write_u64(key.w[i] & self.mask.w[i]);
+        }
+    }
+
+    /// Hashes of `key & mask` up to the end of each intermediate stage. The same incremental
+    /// hash, continued over the remaining words, is [`Shape::hash`].
+    fn stage_hashes(&self, key: &FlowKey) -> [u64; MAX_STAGES] {
+        let mut out = [0u64; MAX_STAGES];
+        let mut h = FxHasher::default();
+        let mut pos = 0;
+        for (s, &end) in self.stage_ends().iter().enumerate() {
+            self.feed(&mut h, key, pos, end as usize);
+            pos = end as usize;
+            out[s] = h.finish();
+        }
+        out
     }
 
     /// Indices of the words the mask touches.
@@ -67,10 +138,10 @@ impl Shape {
         })
     }
 
-    /// OR the mask into `wc` (the megaflow mask of a lookup that probed this subtable).
+    /// OR the mask bits of `words()[..upto]` into `wc` (the megaflow mask).
     #[inline]
-    pub fn fold_into(&self, wc: &mut FlowKey) {
-        for &i in self.words() {
+    fn fold_into(&self, wc: &mut FlowKey, upto: usize) {
+        for &i in &self.words()[..upto] {
             let i = i as usize;
             wc.w[i] |= self.mask.w[i];
         }
@@ -98,6 +169,8 @@ impl Bucket {
 pub(super) struct Subtable {
     pub shape: Shape,
     buckets: HashTable<Bucket>,
+    /// Per intermediate stage: (prefix hash, number of rules with it). See "Staged lookup".
+    stages: [HashTable<(u64, u32)>; MAX_STAGES],
     /// Priority → number of rules at that priority. Gives the maximum priority in O(log n)
     /// after a removal, where a rescan would make mass deletion quadratic.
     prios: BTreeMap<u16, u32>,
@@ -109,6 +182,7 @@ impl Subtable {
         Subtable {
             shape: Shape::new(mask),
             buckets: HashTable::new(),
+            stages: Default::default(),
             prios: BTreeMap::new(),
             n_rules: 0,
         }
@@ -128,14 +202,55 @@ impl Subtable {
         self.prios.contains_key(&p)
     }
 
-    /// The highest-priority rule matching `key`. No allocation: one hash over the touched
-    /// words, one probe, and a comparison of the touched words.
+    /// The highest-priority rule matching `key`, ORing into `wc` the mask bits examined (all
+    /// of them, unless a stage proves early that nothing can match). No allocation: one
+    /// incremental hash over the touched words, one probe per stage, and a comparison of the
+    /// touched words.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<&Arc<Rule>> {
-        let hash = self.shape.hash(key);
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&Arc<Rule>> {
+        let shape = &self.shape;
+        let mut h = FxHasher::default();
+        let mut pos = 0;
+        for (s, &end) in shape.stage_ends().iter().enumerate() {
+            shape.feed(&mut h, key, pos, end as usize);
+            pos = end as usize;
+            let hs = h.finish();
+            if self.stages[s].find(hs, |e| e.0 == hs).is_none() {
+                shape.fold_into(wc, pos);
+                return None;
+            }
+        }
+        let n = shape.words().len();
+        shape.feed(&mut h, key, pos, n);
+        shape.fold_into(wc, n);
+        let hash = h.finish();
         self.buckets
-            .find(hash, |b| self.shape.eq(key, &b.head.key.value))
+            .find(hash, |b| shape.eq(key, &b.head.key.value))
             .map(|b| &b.head)
+    }
+
+    /// Count `value`'s stage prefixes in (`delta == 1`) or out (`-1`) of the stage sets.
+    fn count_stages(&mut self, value: &FlowKey, delta: i32) {
+        let hashes = self.shape.stage_hashes(value);
+        for (s, &hs) in hashes.iter().enumerate().take(self.shape.n_stages as usize) {
+            let set = &mut self.stages[s];
+            match set.find_entry(hs, |e| e.0 == hs) {
+                Ok(mut e) => {
+                    let n = &mut e.get_mut().1;
+                    if delta > 0 {
+                        *n += 1;
+                    } else if *n > 1 {
+                        *n -= 1;
+                    } else {
+                        e.remove();
+                    }
+                }
+                Err(_) => {
+                    debug_assert!(delta > 0, "stage count underflow");
+                    set.insert_unique(hs, (hs, 1), |e| e.0);
+                }
+            }
+        }
     }
 
     /// All rules whose masked value is `value` (which must already be masked).
@@ -202,6 +317,7 @@ impl Subtable {
         if old.is_none() {
             *self.prios.entry(p).or_insert(0) += 1;
             self.n_rules += 1;
+            self.count_stages(&value, 1);
         }
         old
     }
@@ -238,6 +354,7 @@ impl Subtable {
                 }
             }
             self.n_rules -= 1;
+            self.count_stages(&key.value, -1);
         }
         removed
     }

@@ -157,6 +157,60 @@ fn ipv6_prefixes_and_128_bit_fields() {
 }
 
 #[test]
+fn staged_lookup_wildcards_later_stages_on_early_miss() {
+    let mut c = Classifier::new();
+    let five = [
+        IP,
+        exact(Field::IpProto, 6),
+        exact(Field::Ipv4Src, 0x0a00_0001),
+        exact(Field::Ipv4Dst, 0x0a00_0002),
+        exact(Field::TcpSrc, 1000),
+        exact(Field::TcpDst, 80),
+    ];
+    let r = rule(10, &five);
+    c.insert(r.clone());
+    let k = |src: u128, sport: u128| {
+        key(&[
+            (Field::EthType, 0x0800),
+            (Field::IpProto, 6),
+            (Field::Ipv4Src, src),
+            (Field::Ipv4Dst, 0x0a00_0002),
+            (Field::TcpSrc, sport),
+            (Field::TcpDst, 80),
+        ])
+    };
+    // Hit: everything.
+    let (got, wc) = look(&c, &k(0x0a00_0001, 1000));
+    assert!(same(got, &r));
+    assert_eq!(wc.get(Field::TcpSrc), 0xffff);
+    // Miss at L4: everything too (the last stage is the full match).
+    let (got, wc) = look(&c, &k(0x0a00_0001, 1001));
+    assert!(got.is_none());
+    assert_eq!(wc.get(Field::TcpSrc), 0xffff);
+    // Miss at L3: the ports stay wildcarded.
+    let (got, wc) = look(&c, &k(0x0a00_0009, 1000));
+    assert!(got.is_none());
+    assert_eq!(wc.get(Field::Ipv4Src), 0xffff_ffff);
+    assert_eq!(wc.get(Field::IpProto), 0xff);
+    assert_eq!(wc.get(Field::TcpSrc), 0);
+    assert_eq!(wc.get(Field::TcpDst), 0);
+    // Miss at L2 (not IPv4): only the ethertype.
+    let (got, wc) = look(&c, &key(&[(Field::EthType, 0x0806)]));
+    assert!(got.is_none());
+    let mut only = FlowKey::zero();
+    only.set(Field::EthType, 0xffff);
+    assert_eq!(wc, only);
+    // Removing the rule empties the stage sets with it.
+    c.remove(&r.key, 10);
+    c.insert(rule(
+        10,
+        &[IP, exact(Field::IpProto, 6), exact(Field::TcpDst, 80)],
+    ));
+    let (_, wc) = look(&c, &key(&[(Field::EthType, 0x86dd)]));
+    assert_eq!(wc, only);
+}
+
+#[test]
 fn registers_and_same_match_at_several_priorities() {
     let mut c = Classifier::new();
     let hi = rule(30, &[(Field::Reg(5), 0x10, 0xf0)]);
