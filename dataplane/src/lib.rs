@@ -2,6 +2,7 @@
 //! and the `vswitchd` daemon that serves the control socket.
 #![warn(missing_docs)]
 
+pub mod classifier;
 pub mod daemon;
 pub mod flowtable;
 pub mod key;

@@ -1,0 +1,31 @@
+# One command per job. `make test` is exactly what CI runs (.ci/run).
+CARGO ?= cargo
+
+.PHONY: all build test lint fmt bench demo lab-clean clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --release --bins
+
+## test: formatting, lints, then every unit, property, differential and end-to-end test.
+test: lint
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: criterion benchmarks (key extraction, classifier, pipeline). Figures: bench/README.md.
+bench:
+	$(CARGO) bench -p bench
+
+## demo: start vswitchd on a private socket, load seed 000's flows, show them and trace packets.
+demo: build
+	./scripts/demo.sh
+
+clean:
+	$(CARGO) clean
