@@ -16,6 +16,7 @@ pub struct TraceRule {
     /// Cookie.
     pub cookie: u64,
     /// The rule's match.
+    #[serde(serialize_with = "ser_match")]
     pub matches: Match,
     /// The rule's actions.
     pub actions: Vec<Action>,
@@ -24,7 +25,8 @@ pub struct TraceRule {
 /// One key field changed by an action, values formatted for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
-    /// The field.
+    /// The field (serialized by its `ovs-ofctl` name).
+    #[serde(serialize_with = "ser_field")]
     pub field: Field,
     /// Value before.
     pub old: String,
@@ -85,17 +87,45 @@ pub struct Trace {
     /// Bridge name for the header (set by the caller).
     pub bridge: String,
     /// The packet's key, as an exact match over its non-zero fields.
+    #[serde(serialize_with = "ser_match")]
     pub flow: Match,
     /// Steps in order.
     pub events: Vec<TraceEvent>,
     /// The key after all actions.
+    #[serde(serialize_with = "ser_match")]
     pub final_flow: Match,
     /// The megaflow: the packet's key under the translation's wildcard mask.
+    #[serde(serialize_with = "ser_match")]
     pub megaflow: Match,
     /// Resulting datapath actions.
     pub actions: Vec<DpAction>,
     /// Why the packet was dropped, if it was.
     pub drop_reason: Option<DropReason>,
+}
+
+/// `Match` derives `Serialize` as a map keyed by `Field`, which JSON cannot express for
+/// `Reg(n)`; traces serialize matches as a list of `{field, value, mask}` with hex strings.
+fn ser_match<S: serde::Serializer>(m: &Match, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct Entry {
+        field: &'static str,
+        value: String,
+        mask: String,
+    }
+    let mut seq = s.serialize_seq(Some(m.len()))?;
+    for (f, e) in m.iter() {
+        seq.serialize_element(&Entry {
+            field: f.info().name,
+            value: format!("{:#x}", e.value),
+            mask: format!("{:#x}", e.mask),
+        })?;
+    }
+    seq.end()
+}
+
+fn ser_field<S: serde::Serializer>(f: &Field, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.info().name)
 }
 
 impl Trace {
