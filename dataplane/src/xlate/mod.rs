@@ -288,9 +288,7 @@ struct Xlate<'c, 'p, const TRACE: bool> {
 
 /// Header fields the commit turns into rewrites, grouped by what is rewritten as a unit.
 const COMMIT_FIELDS: &[&[Field]] = &[
-    &[Field::TunId],
-    &[Field::TunSrc],
-    &[Field::TunDst],
+    &[Field::TunId, Field::TunSrc, Field::TunDst],
     &[Field::EthSrc],
     &[Field::EthDst],
     &[Field::VlanTci],
