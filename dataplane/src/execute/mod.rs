@@ -380,11 +380,9 @@ fn set_ports(d: &mut [u8], h: &Hdrs, src: Option<u16>, dst: Option<u16>) -> R<()
         let old = rd16(d, l4 + at)?;
         wr(d, l4 + at, &new.to_be_bytes())?;
         match csum {
-            Some(c) if h.proto == 17 => {
-                if rd16(d, c)? != 0 {
-                    fix(d, c, |s| udp_fixup(update16(s, old, new)))?;
-                }
-            }
+            // UDP: a zero checksum means "none" and stays zero.
+            Some(c) if h.proto == 17 && rd16(d, c)? == 0 => {}
+            Some(c) if h.proto == 17 => fix(d, c, |s| udp_fixup(update16(s, old, new)))?,
             Some(c) => fix(d, c, |s| update16(s, old, new))?,
             None => {}
         }

@@ -33,7 +33,7 @@ pub fn mini_extract(frame: &[u8], in_port: u32) -> Option<(FlowKey, Layout)> {
     k.set(Field::EthSrc, mac_u(frame.get(6..12)?));
     let mut off = 12;
     let mut et = be16(frame, off)?;
-    while (et == 0x8100 || et == 0x88a8) && lay.n_vlans < 2 {
+    while (et == 0x8100 || et == 0x88a8) && lay.n_vlans < 8 {
         if lay.n_vlans == 0 {
             k.set(
                 Field::VlanTci,
