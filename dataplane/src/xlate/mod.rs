@@ -673,11 +673,7 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             // bits as well: every touched field joins the mask whole (DSCP and ECN together,
             // as they form one TOS byte).
             for group in COMMIT_FIELDS {
-                if group.iter().any(|&f| {
-                    let mut m = FlowKey::zero();
-                    mark_field(&mut m, f);
-                    (0..crate::key::KEY_WORDS).any(|i| m.w[i] & self.written.w[i] != 0)
-                }) {
+                if group.iter().any(|&f| self.written.get(f) != 0) {
                     for &f in *group {
                         mark_field(&mut self.out.wc, f);
                     }
