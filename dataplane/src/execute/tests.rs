@@ -851,3 +851,54 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn sctp_port_rewrite_recomputes_crc32c() {
+    let mut sctp = vec![0u8; 12];
+    sctp[0..2].copy_from_slice(&5000u16.to_be_bytes());
+    sctp[2..4].copy_from_slice(&6000u16.to_be_bytes());
+    sctp[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    sctp.extend_from_slice(&[0, 3, 0, 8, 1, 2, 3, 4]); // a chunk
+    let crc = crate::checksum::crc32c(&sctp);
+    sctp[8..12].copy_from_slice(&crc.to_le_bytes());
+    let mut f = eth(
+        M1,
+        M2,
+        None,
+        0x0800,
+        &ipv4([1, 2, 3, 4], [5, 6, 7, 8], 132, 64, &sctp),
+    );
+    f.extend_from_slice(&[0; 6]); // Ethernet padding is not part of the SCTP packet
+    let g = exec1(
+        &f,
+        &[DpAction::SetL4Ports {
+            proto: 132,
+            src: None,
+            dst: Some(7000),
+        }],
+    );
+    let mut s = g[34..34 + sctp.len()].to_vec();
+    assert_eq!(u16::from_be_bytes([s[2], s[3]]), 7000);
+    let stored = u32::from_le_bytes([s[8], s[9], s[10], s[11]]);
+    s[8..12].fill(0);
+    assert_eq!(stored, crate::checksum::crc32c(&s));
+}
+
+#[test]
+fn one_frame_to_several_ports_sees_each_state() {
+    let f = tcp4_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 10);
+    let outs = exec(
+        &f,
+        1,
+        &[
+            DpAction::Output(2),
+            set4(None, Some([9, 9, 9, 9])),
+            DpAction::Output(3),
+            DpAction::Normal,
+        ],
+    );
+    assert_eq!(outs[0], (Egress::Port(2), f.clone()));
+    assert_eq!(outs[1].0, Egress::Port(3));
+    assert_eq!(l3(&outs[1].1).dst_addr(), Ipv4Address::new(9, 9, 9, 9));
+    assert_eq!(outs[2], (Egress::Normal, outs[1].1.clone()));
+}

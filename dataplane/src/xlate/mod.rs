@@ -71,6 +71,18 @@ pub const MAX_DEPTH: u32 = 64;
 pub const MAX_LOOKUPS: u32 = 4096;
 /// Most datapath actions for one packet.
 pub const MAX_DP_ACTIONS: usize = 1024;
+/// First reserved OpenFlow port number (OpenFlow 1.3 `OFPP_MAX` + 1).
+pub const OFPP_MAX: u32 = 0xffff_ff00;
+/// OpenFlow `IN_PORT`.
+pub const OFPP_IN_PORT: u32 = 0xffff_fff8;
+/// OpenFlow `NORMAL`.
+pub const OFPP_NORMAL: u32 = 0xffff_fffa;
+/// OpenFlow `FLOOD`.
+pub const OFPP_FLOOD: u32 = 0xffff_fffb;
+/// OpenFlow `ALL`.
+pub const OFPP_ALL: u32 = 0xffff_fffc;
+/// OpenFlow `CONTROLLER`.
+pub const OFPP_CONTROLLER: u32 = 0xffff_fffd;
 /// OpenFlow `LOCAL` port number.
 pub const OFPP_LOCAL: u32 = 0xffff_fffe;
 
@@ -399,6 +411,10 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 });
             }
             match self.actions(&rule.actions, table, depth) {
+                Some(next) if usize::from(next) >= crate::flowtable::N_TABLES => {
+                    self.fail(DropReason::InvalidAction, depth);
+                    return;
+                }
                 Some(next) if next > table => table = next,
                 Some(_) => {
                     self.fail(DropReason::GotoBackward, depth);
@@ -429,6 +445,8 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 Action::GotoTable(n) => return Some(*n),
                 Action::Drop => return None,
                 Action::Resubmit { port, table: t } => {
+                    // Table 255 (OFPTT_ALL) in NX resubmit encoding means "this table".
+                    let t = t.filter(|&t| usize::from(t) < crate::flowtable::N_TABLES);
                     self.resubmit(*port, t.unwrap_or(table), depth);
                     continue;
                 }
@@ -464,19 +482,12 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
     fn action(&mut self, a: &Action, depth: u32) {
         match a {
             Action::Output(p) => self.output(*p, depth),
-            Action::Controller(c) => {
-                self.commit();
-                self.push(
-                    DpAction::Controller {
-                        reason: ControllerReason::from_text(c.reason.as_deref()),
-                        max_len: c.max_len,
-                        id: c.id,
-                    },
-                    depth,
-                );
-                self.out.stats.controller += 1;
-                self.any_output = true;
-            }
+            Action::Controller(c) => self.controller(
+                ControllerReason::from_text(c.reason.as_deref()),
+                c.max_len,
+                c.id,
+                depth,
+            ),
             Action::SetField { field, value, mask } => {
                 self.key.set_masked(*field, *value, *mask);
                 self.written.set_masked(*field, *mask, *mask);
@@ -515,6 +526,20 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             // Handled by the caller.
             Action::GotoTable(_) | Action::Drop | Action::Resubmit { .. } => {}
         }
+    }
+
+    fn controller(&mut self, reason: ControllerReason, max_len: u16, id: u16, depth: u32) {
+        self.commit();
+        self.push(
+            DpAction::Controller {
+                reason,
+                max_len,
+                id,
+            },
+            depth,
+        );
+        self.out.stats.controller += 1;
+        self.any_output = true;
     }
 
     fn dec_ttl(&mut self, depth: u32) {
@@ -601,6 +626,18 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
     fn output(&mut self, p: OutputPort, depth: u32) {
         let in_port = self.key.get(Field::InPort) as u32;
         match p {
+            // Reserved numbers (from a register, or written numerically) mean the reserved
+            // ports, as in OpenFlow 1.3.
+            OutputPort::Port(n) if n >= OFPP_MAX => match n {
+                OFPP_IN_PORT => self.output(OutputPort::InPort, depth),
+                OFPP_NORMAL => self.output(OutputPort::Normal, depth),
+                OFPP_FLOOD => self.output(OutputPort::Flood, depth),
+                OFPP_ALL => self.output(OutputPort::All, depth),
+                OFPP_LOCAL => self.output(OutputPort::Local, depth),
+                OFPP_CONTROLLER => self.controller(ControllerReason::Action, u16::MAX, 0, depth),
+                // OFPP_TABLE (packet-out only), OFPP_ANY and unassigned numbers.
+                _ => self.fail(DropReason::InvalidAction, depth),
+            },
             OutputPort::Port(n) => self.output_port(n, in_port, depth),
             OutputPort::InPort => {
                 mark_field(&mut self.out.wc, Field::InPort);
@@ -613,7 +650,7 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 }
                 mark_subfield(&mut self.out.wc, &sf);
                 let n = read_subfield(&self.key, &sf) as u32;
-                self.output_port(n, in_port, depth);
+                self.output(OutputPort::Port(n), depth);
             }
             OutputPort::Flood | OutputPort::All => {
                 mark_field(&mut self.out.wc, Field::InPort);
@@ -625,6 +662,11 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 }
             }
             OutputPort::Normal => {
+                // The learning switch will decide on these; keep them in the megaflow now so
+                // cached entries stay valid when it lands.
+                for f in [Field::InPort, Field::EthSrc, Field::EthDst, Field::VlanTci] {
+                    mark_field(&mut self.out.wc, f);
+                }
                 self.note(depth, "normal: MAC learning arrives with ports");
                 self.commit();
                 self.push(DpAction::Normal, depth);

@@ -395,6 +395,56 @@ fn dec_ttl_at_one_drops_and_stops() {
 }
 
 #[test]
+fn dec_ttl_failure_keeps_earlier_outputs() {
+    // OpenFlow: outputs before a failed dec_ttl happened; nothing after it runs.
+    let p = pipeline(&[spec(0, 10, &[], vec![out(2), Action::DecTtl, out(3)])]);
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(Field::IpTtl, 1);
+    let o = run(&p, &k);
+    assert_eq!(o.actions, vec![DpAction::Output(2)]);
+    assert_eq!(o.drop_reason, Some(DropReason::TtlExceeded));
+}
+
+#[test]
+fn reserved_port_numbers() {
+    let p = pipeline(&[spec(
+        0,
+        10,
+        &[],
+        vec![
+            out(OFPP_IN_PORT),
+            out(OFPP_FLOOD),
+            out(OFPP_CONTROLLER),
+            out(OFPP_LOCAL),
+        ],
+    )]);
+    let o = run_ports(&p, &tcp_key(1, 1, 2, 3, 4), &[1, 2]);
+    assert_eq!(
+        o.actions,
+        vec![
+            DpAction::Output(1),
+            DpAction::Output(2),
+            DpAction::Controller {
+                reason: ControllerReason::Action,
+                max_len: u16::MAX,
+                id: 0
+            },
+            DpAction::Output(OFPP_LOCAL),
+        ]
+    );
+    let p = pipeline(&[spec(0, 10, &[], vec![out(0xffff_ffff)])]);
+    assert_eq!(
+        run(&p, &tcp_key(1, 1, 2, 3, 4)).drop_reason,
+        Some(DropReason::InvalidAction)
+    );
+    let p = pipeline(&[spec(0, 10, &[], vec![Action::GotoTable(255)])]);
+    assert_eq!(
+        run(&p, &tcp_key(1, 1, 2, 3, 4)).drop_reason,
+        Some(DropReason::InvalidAction)
+    );
+}
+
+#[test]
 fn commit_emits_only_changed_fields() {
     let p = pipeline(&[spec(
         0,
