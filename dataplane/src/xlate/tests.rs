@@ -821,3 +821,59 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn trace_indents_resubmits_and_shows_outputs() {
+    let p = pipeline(&[
+        spec(
+            0,
+            100,
+            &[(Field::InPort, 1)],
+            vec![
+                Action::Resubmit {
+                    port: Some(9),
+                    table: Some(5),
+                },
+                set(Field::Ipv4Src, 0x0a00_0009),
+                out(2),
+            ],
+        ),
+        spec(
+            5,
+            7,
+            &[(Field::InPort, 9)],
+            vec![out(9), Action::Output(OutputPort::Normal)],
+        ),
+    ]);
+    let ctx = XlateCtx {
+        pipeline: &p,
+        ports: &[],
+        now_ms: 0,
+        packet_len: 60,
+    };
+    let mut o = XlateOutput::new();
+    let mut t = xlate_trace(&ctx, &tcp_key(1, 1, 2, 3, 4), &mut o);
+    t.bridge = "br0".into();
+    let text = t.render(
+        |m| {
+            m.iter()
+                .map(|(f, e)| format!("{}={}", f.info().name, trace::fmt_value(f, e.value)))
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        |a| format!("{a:?}"),
+    );
+    let expect = [
+        "bridge(\"br0\")\n-------------\n",
+        " 0. in_port=1, priority 100\n",
+        "    [Resubmit { port: Some(9), table: Some(5) }]\n     5. in_port=9, priority 7\n",
+        "\n         >> skipped: output to the input port (use IN_PORT)\n",
+        "\n         >> normal: MAC learning arrives with ports\n",
+        "     ip_src: 0.0.0.1 -> 10.0.0.9\n",
+        "     -> set(ipv4(src=10.0.0.9)),2\n",
+        "Datapath actions: normal,set(ipv4(src=10.0.0.9)),2\n",
+    ];
+    for e in expect {
+        assert!(text.contains(e), "missing {e:?} in\n{text}");
+    }
+}
