@@ -225,7 +225,8 @@ pub fn xlate(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) {
     run::<false>(ctx, key, out, &mut trace);
 }
 
-/// [`xlate`] that also records what it did, for `ofproto/trace`.
+/// [`xlate`] that also records what it did, for `ofproto/trace`. Rule counters are not bumped
+/// (a trace is not traffic); table lookup counters are, by the classifier.
 pub fn xlate_trace(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) -> Trace {
     let mut trace = Trace {
         flow: trace::key_to_match(key),
@@ -396,7 +397,11 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 return;
             };
             self.last_missed = false;
-            rule.stats.hit(self.ctx.packet_len, self.ctx.now_ms);
+            // A trace is a question about a hypothetical packet (`ofproto/trace`): it does not
+            // count as traffic.
+            if !TRACE {
+                rule.stats.hit(self.ctx.packet_len, self.ctx.now_ms);
+            }
             self.out.rules.push(rule.stats.clone());
             if TRACE {
                 self.trace.events.push(TraceEvent::Table {

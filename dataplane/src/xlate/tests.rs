@@ -97,10 +97,14 @@ fn goto_chain_counts_rules() {
     assert_eq!(o.stats.lookups, 3);
     assert_eq!(o.rules.len(), 3);
     assert_eq!(o.drop_reason, None);
-    // Run twice (xlate + xlate_trace): each rule hit twice.
+    // Run twice (xlate + xlate_trace): only the untraced run counts.
     for r in &o.rules {
-        assert_eq!(r.packets.load(std::sync::atomic::Ordering::Relaxed), 2);
-        assert_eq!(r.bytes.load(std::sync::atomic::Ordering::Relaxed), 120);
+        assert_eq!(r.packets.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(r.bytes.load(std::sync::atomic::Ordering::Relaxed), 60);
+        assert_eq!(
+            r.last_used_ms.load(std::sync::atomic::Ordering::Relaxed),
+            1000
+        );
     }
 }
 
