@@ -2,8 +2,11 @@
 //! and the `vswitchd` daemon that serves the control socket.
 #![warn(missing_docs)]
 
+pub mod checksum;
 pub mod classifier;
 pub mod daemon;
+pub mod execute;
 pub mod flowtable;
 pub mod key;
 pub mod packet;
+pub mod xlate;
