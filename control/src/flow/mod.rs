@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod ast;
 pub mod field;
+pub mod filter;
 pub mod lexer;
 pub mod matches;
 pub mod names;

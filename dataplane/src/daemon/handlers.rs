@@ -4,9 +4,11 @@
 //! returns an error and leaves the running configuration untouched.
 
 use super::bridge::Bridge;
-use crate::flowtable::{Pipeline, Rule};
+use super::trace::trace_packet;
+use crate::flowtable::{FlowModError, Pipeline, Rule};
 use control::flow::ast::{Action, FlowSpec};
-use control::flow::{parse_flow, FlowError, ParseMode};
+use control::flow::filter::{all_flows, parse_filter, Filter};
+use control::flow::{format_dump_line, parse_flow, DumpStats, FlowError, ParseMode};
 use control::protocol::{
     BridgeInfo, Command, ErrorKind, ErrorReply, FlowDump, Reply, ShowInfo, TableInfo,
 };
@@ -62,10 +64,23 @@ impl Switch {
             }),
             Command::Show => Ok(Reply::Show(self.show())),
             Command::AddFlows { bridge, flows } => self.add_flows(&bridge, &flows),
-            Command::ModFlows { .. } | Command::DelFlows { .. } | Command::Trace { .. } => {
-                Err(ErrorReply::new(ErrorKind::Internal, "not wired yet"))
-            }
+            Command::ModFlows {
+                bridge,
+                flow,
+                strict,
+            } => self.mod_flows(&bridge, &flow, strict),
+            Command::DelFlows {
+                bridge,
+                filter,
+                strict,
+            } => self.del_flows(&bridge, filter.as_deref(), strict),
             Command::DumpFlows { bridge, filter } => self.dump_flows(&bridge, filter.as_deref()),
+            Command::Trace { bridge, packet } => {
+                let br = self
+                    .bridge(&bridge)
+                    .ok_or_else(|| no_such_bridge(&bridge))?;
+                trace_packet(&br, &packet).map(Reply::Trace)
+            }
         }
     }
 
@@ -111,6 +126,7 @@ impl Switch {
         let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
         // Parse and check every line before touching anything: a batch is all or nothing.
         let mut specs = Vec::new();
+        let mut line_numbers = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let text = line.trim();
             if text.is_empty() || text.starts_with('#') {
@@ -122,11 +138,12 @@ impl Switch {
                 e
             })?;
             specs.push(spec);
+            line_numbers.push(i + 1);
         }
         let now = now_ms();
         let mut edit = br.pipeline().edit();
-        for spec in &specs {
-            edit.insert(Rule::from_spec(spec, now));
+        for (spec, line) in specs.iter().zip(&line_numbers) {
+            edit.add(spec, now).map_err(|e| flow_mod_error(*line, e))?;
         }
         let next = edit.finish();
         let version = next.version();
@@ -138,26 +155,102 @@ impl Switch {
         })
     }
 
-    fn dump_flows(&self, bridge: &str, filter: Option<&str>) -> Outcome {
+    fn mod_flows(&self, bridge: &str, text: &str, strict: bool) -> Outcome {
+        let bridges = self.lock();
+        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let filter = parse_filter(text, ParseMode::Modify).map_err(|e| flow_error(1, e))?;
+        check_executable(&filter.spec)?;
+        let mut edit = br.pipeline().edit();
+        let count = edit.modify(&filter.spec, filter.table, strict);
+        let next = edit.finish();
+        let version = next.version();
+        br.publish(next);
+        tracing::info!(bridge, count, version, strict, "flows modified");
+        Ok(Reply::FlowsChanged { count, version })
+    }
+
+    fn del_flows(&self, bridge: &str, text: Option<&str>, strict: bool) -> Outcome {
+        let bridges = self.lock();
+        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let filter = parse_optional_filter(text)?;
+        let mut edit = br.pipeline().edit();
+        let removed = edit.delete(&filter.spec, filter.table, strict);
+        let next = edit.finish();
+        let version = next.version();
+        br.publish(next);
+        tracing::info!(
+            bridge,
+            count = removed.len(),
+            version,
+            strict,
+            "flows deleted"
+        );
+        Ok(Reply::FlowsChanged {
+            count: removed.len(),
+            version,
+        })
+    }
+
+    fn dump_flows(&self, bridge: &str, text: Option<&str>) -> Outcome {
         let br = self.bridge(bridge).ok_or_else(|| no_such_bridge(bridge))?;
-        let filter = match filter {
-            Some(f) => Some(parse_flow(f, ParseMode::Filter).map_err(|e| flow_error(1, e))?),
-            None => None,
-        };
-        let pipeline = br.pipeline();
+        let filter = parse_optional_filter(text)?;
         let now = now_ms();
-        let mut flows = Vec::new();
-        for id in 0..crate::flowtable::N_TABLES as u8 {
-            for rule in pipeline.table(id).rules() {
-                if let Some(f) = &filter {
-                    if !rule.matches.is_within(&f.matches) {
-                        continue;
-                    }
-                }
-                flows.push(flow_dump(rule, now));
-            }
-        }
+        let flows = br
+            .pipeline()
+            .dump(&filter.spec, filter.table)
+            .iter()
+            .map(|r| flow_dump(r, now))
+            .collect();
         Ok(Reply::Flows { flows })
+    }
+
+    /// Remove flows whose idle or hard timeout has passed, on every bridge. Returns how many
+    /// were removed. Cheap when no flow has a timeout (no new version is built).
+    pub fn expire_flows(&self) -> usize {
+        let bridges = self.lock();
+        let now = now_ms();
+        let mut total = 0;
+        for br in bridges.values() {
+            let current = br.pipeline();
+            if !current.has_timeouts() || current.next_expiry_ms().is_some_and(|t| t > now) {
+                continue;
+            }
+            let mut edit = current.edit();
+            let expired = edit.expire(now);
+            if expired.is_empty() {
+                continue;
+            }
+            for (rule, reason) in &expired {
+                tracing::info!(
+                    bridge = br.name(),
+                    table = rule.attrs.table,
+                    priority = rule.attrs.priority,
+                    reason = ?reason,
+                    "flow expired"
+                );
+            }
+            total += expired.len();
+            br.publish(edit.finish());
+        }
+        total
+    }
+}
+
+fn parse_optional_filter(text: Option<&str>) -> Result<Filter, ErrorReply> {
+    match text {
+        Some(t) if !t.trim().is_empty() => {
+            parse_filter(t, ParseMode::Filter).map_err(|e| flow_error(1, e))
+        }
+        _ => Ok(all_flows()),
+    }
+}
+
+fn flow_mod_error(line: usize, e: FlowModError) -> ErrorReply {
+    ErrorReply {
+        kind: ErrorKind::BadFlow,
+        message: e.to_string(),
+        line: Some(line),
+        token: None,
     }
 }
 
@@ -182,7 +275,7 @@ fn no_such_bridge(name: &str) -> ErrorReply {
     ErrorReply::new(ErrorKind::NoSuchBridge, format!("no bridge named {name}"))
 }
 
-fn flow_error(line: usize, e: FlowError) -> ErrorReply {
+pub(crate) fn flow_error(line: usize, e: FlowError) -> ErrorReply {
     ErrorReply {
         kind: ErrorKind::BadFlow,
         message: e.to_string(),
@@ -233,22 +326,23 @@ fn flow_dump(rule: &Rule, now: u64) -> FlowDump {
         .last_used_ms
         .load(Ordering::Relaxed)
         .max(rule.created_ms);
-    let duration_secs = now.saturating_sub(rule.created_ms) as f64 / 1000.0;
-    let idle_age_secs = now.saturating_sub(last) / 1000;
-    let matches = control::flow::format_match(&rule.matches);
-    let actions = control::flow::format_actions(&rule.actions);
-    let line = control::flow::format_flow(&spec);
+    let stats = DumpStats {
+        duration_secs: now.saturating_sub(rule.created_ms) as f64 / 1000.0,
+        n_packets,
+        n_bytes,
+        idle_age_secs: Some(now.saturating_sub(last) / 1000),
+    };
     FlowDump {
-        line,
+        line: format_dump_line(&spec, &stats),
         table: rule.attrs.table,
         priority: rule.attrs.priority,
         cookie: rule.attrs.cookie,
-        duration_secs,
+        duration_secs: stats.duration_secs,
         n_packets,
         n_bytes,
-        idle_age_secs,
-        matches,
-        actions,
+        idle_age_secs: stats.idle_age_secs.unwrap_or(0),
+        matches: control::flow::format_match(&rule.matches),
+        actions: control::flow::format_actions(&rule.actions),
     }
 }
 

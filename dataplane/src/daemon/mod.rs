@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod handlers;
 pub mod server;
+pub mod trace;
 
 pub use bridge::Bridge;
 pub use handlers::Switch;

@@ -222,17 +222,28 @@ impl XlateOutput {
 /// Translate `key` through `ctx.pipeline` starting at table 0, into `out` (cleared first).
 pub fn xlate(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) {
     let mut trace = Trace::default();
-    run::<false>(ctx, key, out, &mut trace);
+    run::<false>(ctx, key, 0, out, &mut trace);
 }
 
 /// [`xlate`] that also records what it did, for `ofproto/trace`. Rule counters are not bumped
 /// (a trace is not traffic); table lookup counters are, by the classifier.
 pub fn xlate_trace(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) -> Trace {
+    xlate_trace_from(ctx, key, 0, out)
+}
+
+/// [`xlate_trace`] starting at table `start` instead of 0 (`swctl trace` with `table=N`: an
+/// operator examining one stage of a pipeline whose earlier stages are elsewhere).
+pub fn xlate_trace_from(
+    ctx: &XlateCtx<'_>,
+    key: &FlowKey,
+    start: u8,
+    out: &mut XlateOutput,
+) -> Trace {
     let mut trace = Trace {
         flow: trace::key_to_match(key),
         ..Trace::default()
     };
-    run::<true>(ctx, key, out, &mut trace);
+    run::<true>(ctx, key, start, out, &mut trace);
     trace.final_flow = trace::key_to_match(&out.final_key);
     trace.megaflow = trace::mask_to_match(&out.final_key, key, &out.wc);
     trace.actions = out.actions.clone();
@@ -243,6 +254,7 @@ pub fn xlate_trace(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) -> 
 fn run<const TRACE: bool>(
     ctx: &XlateCtx<'_>,
     key: &FlowKey,
+    start: u8,
     out: &mut XlateOutput,
     trace: &mut Trace,
 ) {
@@ -262,7 +274,7 @@ fn run<const TRACE: bool>(
         last_missed: false,
         any_output: false,
     };
-    x.table(0, 0);
+    x.table(start, 0);
     if x.out.drop_reason.is_none() && !x.any_output {
         x.out.drop_reason = Some(if x.last_missed {
             DropReason::TableMiss
