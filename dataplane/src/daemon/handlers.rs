@@ -351,7 +351,7 @@ fn bridge_info(name: &str, p: &Pipeline) -> BridgeInfo {
         .filter_map(|id| {
             let t = p.table(id);
             let lookups = t.stats().lookups.load(Ordering::Relaxed);
-            (t.len() > 0 || lookups > 0).then(|| TableInfo {
+            (!t.is_empty() || lookups > 0).then(|| TableInfo {
                 id,
                 n_flows: t.len(),
                 lookups,
