@@ -71,9 +71,11 @@ pub enum BuildError {
         /// What the built frame carries.
         got: u128,
     },
-    /// The built frame did not parse: a builder bug, reported rather than hidden.
-    #[error("built frame does not parse: {0}")]
-    Unparsable(#[from] Malformed),
+    /// The closest frame to the match is malformed: the match pins a header shape that cannot
+    /// be completed (`ipv6,nw_proto=44` names an extension header as the transport, a VLAN
+    /// TPID as `eth_type` promises a tag that is not there).
+    #[error("the match describes no well-formed frame (the closest one is malformed: {0})")]
+    Malformed(#[from] Malformed),
 }
 
 /// `default` with the match's pinned bits of `field` substituted in.
@@ -708,6 +710,20 @@ mod tests {
         let mut m = Match::new();
         m.set(Field::VlanTci, 0x0064, 0x1fff);
         assert!(frame_from_match(&m).is_err());
+    }
+
+    #[test]
+    fn malformed_shapes_are_reported() {
+        let m = matching(&[(Field::EthType, 0x86dd), (Field::IpProto, 44)]);
+        assert_eq!(
+            frame_from_match(&m),
+            Err(BuildError::Malformed(Malformed::BadIpv6Ext))
+        );
+        let m = matching(&[(Field::EthType, 0x8100)]);
+        assert_eq!(
+            frame_from_match(&m),
+            Err(BuildError::Malformed(Malformed::TruncatedVlan))
+        );
     }
 
     #[test]
