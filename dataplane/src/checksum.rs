@@ -206,6 +206,25 @@ mod tests {
     }
 
     #[test]
+    fn pseudo_header_sums_match_smoltcp() {
+        use crate::execute::testutil::{ipv4, ipv6, tcp, udp};
+        let ip = ipv4(
+            [10, 0, 0, 1],
+            [192, 168, 1, 9],
+            6,
+            64,
+            &tcp(1, 2, 2, b"abc"),
+        );
+        let l4 = &ip[20..];
+        let ps = pseudo_v4(0x0a00_0001, 0xc0a8_0109, 6, l4.len() as u16);
+        assert_eq!(checksum_with(ps, l4), 0);
+        let (s, d) = ([1u8; 16], [2u8; 16]);
+        let ip = ipv6(s, d, 17, 64, &udp(7, 8, b"hello"));
+        let l4 = &ip[40..];
+        assert_eq!(checksum_with(pseudo_v6(&s, &d, 17, l4.len() as u32), l4), 0);
+    }
+
+    #[test]
     fn crc32c_known_vector() {
         // RFC 3720 B.4: 32 bytes of zeros.
         assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);

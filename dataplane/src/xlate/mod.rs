@@ -44,10 +44,21 @@
 //! that reaches the end of the pipeline without any output reports [`DropReason::TableMiss`]
 //! if the last lookup missed, else [`DropReason::NoOutput`].
 //!
+//! # Ports
+//!
+//! `output:N` to the packet's own `in_port` is skipped (OpenFlow); `IN_PORT` sends it back.
+//! `flood`/`all` go to every port of [`XlateCtx::ports`] but the ingress one. Reserved port
+//! numbers written numerically or read from a register (`output:NXM_NX_REG0[]`) act as the
+//! reserved ports. `normal` emits [`DpAction::Normal`], a placeholder the L2 learning switch
+//! resolves; its inputs (in_port, MACs, VLAN) are already in the megaflow mask.
+//!
 //! # Tracing
 //!
 //! [`xlate`] and [`xlate_trace`] are the same code instantiated with a `const TRACE: bool`;
-//! with `TRACE = false` every trace branch is compiled out.
+//! with `TRACE = false` every trace branch is compiled out. A trace records each table visited
+//! (rule or miss), each action with the key fields it changed, each output with the rewrites
+//! committed for it, and drops; [`Trace::render`] prints it like `ofproto/trace`. Traces do
+//! not bump rule counters.
 
 mod commit;
 pub mod dpaction;
