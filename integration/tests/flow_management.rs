@@ -209,6 +209,20 @@ fn parse_flow_works_offline_and_normalizes() {
         out.trim(),
         "table=20, priority=1024,arp,tun_id=0x43e,dl_vlan=5,arp_tpa=88.88.88.4,arp_op=1 actions=pop_vlan,IN_PORT"
     );
+    let json = swctl(
+        &["parse-flow", "--json", "ip,reg3=0x43e actions=drop"],
+        None,
+    )
+    .expect_ok("parse-flow --json with a register");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert!(
+        v["matches"]["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["field"] == "reg3"),
+        "{json}"
+    );
     let err = swctl(&["parse-flow", "ip,nw_src=1.2.3"], None).expect_err("bad parse-flow");
     assert!(err.contains("nw_src=1.2.3"), "{err}");
 }

@@ -23,7 +23,53 @@ pub struct MatchEntry {
 /// A flow match: the conjunction of masked fields. Absent fields are wildcards.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Match {
+    // JSON maps need string keys; a list of entries also reads better.
+    #[serde(with = "entry_list")]
     entries: BTreeMap<Field, MatchEntry>,
+}
+
+/// Serialize a match as `[{"field": "reg3", "value": .., "mask": ..}, ..]`.
+mod entry_list {
+    use super::{Field, MatchEntry};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        field: Field,
+        value: u128,
+        mask: u128,
+    }
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<Field, MatchEntry>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|(f, e)| Entry {
+            field: *f,
+            value: e.value,
+            mask: e.mask,
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Field, MatchEntry>, D::Error> {
+        let list = Vec::<Entry>::deserialize(d)?;
+        Ok(list
+            .into_iter()
+            .map(|e| {
+                let mask = e.mask & e.field.full_mask();
+                (
+                    e.field,
+                    MatchEntry {
+                        value: e.value & mask,
+                        mask,
+                    },
+                )
+            })
+            .collect())
+    }
 }
 
 impl Match {
@@ -323,4 +369,29 @@ pub struct FlowSpec {
     pub matches: Match,
     /// The action list; `None` when the text had no `actions=` (allowed for del/dump filters).
     pub actions: Option<Vec<Action>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_spec_round_trips_through_json_with_registers() {
+        let mut m = Match::new();
+        m.set_exact(Field::EthType, 0x0800);
+        m.set(Field::Reg(3), 0x43e, 0xffff);
+        m.set(Field::CtLabel, 1 << 100, u128::MAX);
+        let spec = FlowSpec {
+            attrs: FlowAttrs::default(),
+            matches: m,
+            actions: Some(vec![Action::Load {
+                value: 0x43e,
+                dst: Subfield::whole(Field::Reg(3)),
+            }]),
+        };
+        let json = serde_json::to_string(&spec).expect("serializes");
+        assert!(json.contains(r#""field":"reg3""#), "{json}");
+        let back: FlowSpec = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, spec);
+    }
 }

@@ -12,8 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A match/set field. Register fields carry their index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A match/set field. Register fields carry their index. Serialized as its canonical name
+/// (`"reg3"`, `"eth_src"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
     // --- metadata that travels with the packet ---
     /// OpenFlow ingress port (32 bits as in OpenFlow 1.3).
@@ -671,6 +672,20 @@ impl Field {
             let i = f.info();
             i.name == name || i.nxm == Some(name) || i.oxm == Some(name)
         })
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.info().name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Field::by_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown field {name:?}")))
     }
 }
 
