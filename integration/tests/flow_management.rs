@@ -226,3 +226,40 @@ fn parse_flow_works_offline_and_normalizes() {
     let err = swctl(&["parse-flow", "ip,nw_src=1.2.3"], None).expect_err("bad parse-flow");
     assert!(err.contains("nw_src=1.2.3"), "{err}");
 }
+
+#[test]
+fn trace_of_a_raw_frame_and_of_malformed_input() {
+    let d = bridge("hex");
+    d.swctl(&[
+        "add-flow",
+        "br0",
+        "priority=10,in_port=1,ip actions=dec_ttl,output:2",
+    ])
+    .expect_ok("add");
+    // Ethernet + IPv4 (TTL 64, ICMP echo request), checksums as the kernel would send them.
+    let frame = "000000000002000000000001080045000024000040004001b97ec0a80001c0a80002\
+                 0800f7ff00000000"
+        .to_owned()
+        + "0000000000000000";
+    let out = d
+        .swctl(&["trace", "br0", "--hex", &frame, "in_port=1"])
+        .expect_ok("trace --hex");
+    assert!(out.contains("nw_ttl: 64 -> 63"), "{out}");
+    assert!(out.contains("Output to port 2: icmp,"), "{out}");
+
+    // Truncated IPv4 header: refused with the parser's reason, nothing else happens.
+    let err = d
+        .swctl(&[
+            "trace",
+            "br0",
+            "--hex",
+            "00000000000200000000000108004500",
+            "in_port=1",
+        ])
+        .expect_err("truncated frame");
+    assert!(err.contains("malformed (bad_ipv4)"), "{err}");
+    let err = d
+        .swctl(&["trace", "br0", "--hex", "zz"])
+        .expect_err("not hex");
+    assert!(err.contains("invalid character 'z'"), "{err}");
+}
