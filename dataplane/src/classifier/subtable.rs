@@ -231,7 +231,12 @@ impl Subtable {
 
     #[inline]
     fn shard(&self, hash: u64) -> &Shard {
-        &self.shards[shard_of(self.shard_bits, hash)]
+        // Most subtables have one shard: skip the remix (a predictable branch).
+        if self.shard_bits == 0 {
+            &self.shards[0]
+        } else {
+            &self.shards[shard_of(self.shard_bits, hash)]
+        }
     }
 
     /// The shard for `hash`, copied first if another version shares it.
