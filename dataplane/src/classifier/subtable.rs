@@ -24,7 +24,7 @@
 //! multiplication (the Fx hash's own bits are poorly mixed in places: keys with entropy only in
 //! high bits leave whole ranges of it constant, and hashbrown already uses its low bits for the
 //! bucket index and its top 7 for the tag), each shard behind its own `Arc`, with
-//! k grown so that shards hold at most [`SHARD_TARGET`] rules. Copying a subtable into a new
+//! k doubled whenever shards would average more than [`SHARD_TARGET`] rules. Copying a subtable into a new
 //! version therefore copies 2^k pointers, and changing one rule then copies the one or few
 //! shards it touches (its bucket's shard and one per stage entry), about `SHARD_TARGET`
 //! entries each, instead of the whole subtable. The price is one more pointer hop per probe,
