@@ -459,6 +459,8 @@ impl PipelineEdit {
     /// `mod-flows`: give the rules selected by `spec` (see the module documentation) in `table`
     /// (`None`: all tables) the actions of `spec`, keeping everything else, counters included.
     /// Returns how many rules changed. Selecting nothing adds nothing (OpenFlow 1.1+).
+    /// `spec.actions == None` installs an empty action list (drop); the caller should have
+    /// rejected a `mod-flows` without `actions=` already.
     pub fn modify(&mut self, spec: &FlowSpec, table: Option<u8>, strict: bool) -> usize {
         let sel = Selector::new(spec, strict, false);
         let actions = spec.actions.clone().unwrap_or_default();

@@ -17,6 +17,18 @@
 //! collision only makes the lookup continue to the next stage (more bits, still correct).
 //! Cost: one extra probe of a small set per intermediate stage on a hit, and one `(u64, u32)`
 //! entry per distinct prefix per intermediate stage (at most one per rule).
+//!
+//! # Shards
+//!
+//! A subtable's hash tables are split into 2^k shards by the top bits of the hash remixed by one
+//! multiplication (the Fx hash's own bits are poorly mixed in places: keys with entropy only in
+//! high bits leave whole ranges of it constant, and hashbrown already uses its low bits for the
+//! bucket index and its top 7 for the tag), each shard behind its own `Arc`, with
+//! k doubled whenever shards would average more than [`SHARD_TARGET`] rules. Copying a subtable into a new
+//! version therefore copies 2^k pointers, and changing one rule then copies the one or few
+//! shards it touches (its bucket's shard and one per stage entry), about `SHARD_TARGET`
+//! entries each, instead of the whole subtable. The price is one more pointer hop per probe,
+//! into a small vector that stays in cache. Shards are never merged back when rules go away.
 
 use crate::flowtable::Rule;
 use crate::key::{FlowKey, MaskedKey, KEY_WORDS};
@@ -164,13 +176,33 @@ impl Bucket {
     }
 }
 
+/// Rules per shard above which the number of shards doubles. Tiny under test, so that the
+/// property tests (a few dozen rules) exercise several shards and resharding.
+pub(super) const SHARD_TARGET: usize = if cfg!(test) { 4 } else { 2048 };
+/// At most 2^12 shards (8 million rules at the target size).
+const MAX_SHARD_BITS: u8 = 12;
+/// The shard of `hash` among `1 << bits` (see "Shards").
+#[inline]
+fn shard_of(bits: u8, hash: u64) -> usize {
+    // Top `bits` bits of the remixed hash; the split shift keeps `bits == 0` well defined.
+    ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (63 - bits)) >> 1) as usize
+}
+
+/// One shard of a subtable: the buckets and stage entries whose hashes select it.
+#[derive(Debug, Clone, Default)]
+struct Shard {
+    buckets: HashTable<Bucket>,
+    /// Per intermediate stage: (prefix hash, number of rules with it). See "Staged lookup".
+    stages: [HashTable<(u64, u32)>; MAX_STAGES],
+}
+
 /// Rules sharing one mask.
 #[derive(Debug, Clone)]
 pub(super) struct Subtable {
     pub shape: Shape,
-    buckets: HashTable<Bucket>,
-    /// Per intermediate stage: (prefix hash, number of rules with it). See "Staged lookup".
-    stages: [HashTable<(u64, u32)>; MAX_STAGES],
+    /// `1 << shard_bits` shards.
+    shards: Vec<Arc<Shard>>,
+    shard_bits: u8,
     /// Priority → number of rules at that priority. Gives the maximum priority in O(log n)
     /// after a removal, where a rescan would make mass deletion quadratic.
     prios: BTreeMap<u16, u32>,
@@ -181,8 +213,8 @@ impl Subtable {
     pub fn new(mask: &FlowKey) -> Self {
         Subtable {
             shape: Shape::new(mask),
-            buckets: HashTable::new(),
-            stages: Default::default(),
+            shards: vec![Arc::new(Shard::default())],
+            shard_bits: 0,
             prios: BTreeMap::new(),
             n_rules: 0,
         }
@@ -195,6 +227,21 @@ impl Subtable {
     /// Highest priority of any rule (0 when empty; empty subtables are removed by the parent).
     pub fn max_priority(&self) -> u16 {
         self.prios.keys().next_back().copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        // Most subtables have one shard: skip the remix (a predictable branch).
+        if self.shard_bits == 0 {
+            &self.shards[0]
+        } else {
+            &self.shards[shard_of(self.shard_bits, hash)]
+        }
+    }
+
+    /// The shard for `hash`, copied first if another version shares it.
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        Arc::make_mut(&mut self.shards[shard_of(self.shard_bits, hash)])
     }
 
     /// True if some rule has priority `p`.
@@ -215,7 +262,7 @@ impl Subtable {
             shape.feed(&mut h, key, pos, end as usize);
             pos = end as usize;
             let hs = h.finish();
-            if self.stages[s].find(hs, |e| e.0 == hs).is_none() {
+            if self.shard(hs).stages[s].find(hs, |e| e.0 == hs).is_none() {
                 shape.fold_into(wc, pos);
                 return None;
             }
@@ -224,7 +271,8 @@ impl Subtable {
         shape.feed(&mut h, key, pos, n);
         shape.fold_into(wc, n);
         let hash = h.finish();
-        self.buckets
+        self.shard(hash)
+            .buckets
             .find(hash, |b| shape.eq(key, &b.head.key.value))
             .map(|b| &b.head)
     }
@@ -233,7 +281,7 @@ impl Subtable {
     fn count_stages(&mut self, value: &FlowKey, delta: i32) {
         let hashes = self.shape.stage_hashes(value);
         for (s, &hs) in hashes.iter().enumerate().take(self.shape.n_stages as usize) {
-            let set = &mut self.stages[s];
+            let set = &mut self.shard_mut(hs).stages[s];
             match set.find_entry(hs, |e| e.0 == hs) {
                 Ok(mut e) => {
                     let n = &mut e.get_mut().1;
@@ -256,7 +304,8 @@ impl Subtable {
     /// All rules whose masked value is `value` (which must already be masked).
     pub fn bucket(&self, value: &FlowKey) -> impl Iterator<Item = &Arc<Rule>> {
         let hash = self.shape.hash(value);
-        self.buckets
+        self.shard(hash)
+            .buckets
             .find(hash, |b| self.shape.eq(value, &b.head.key.value))
             .into_iter()
             .flat_map(Bucket::iter)
@@ -269,7 +318,10 @@ impl Subtable {
 
     /// Every rule, in hash order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.buckets.iter().flat_map(Bucket::iter)
+        self.shards
+            .iter()
+            .flat_map(|s| s.buckets.iter())
+            .flat_map(Bucket::iter)
     }
 
     /// Insert `rule` (whose mask must be this subtable's), replacing and returning a rule with
@@ -280,12 +332,10 @@ impl Subtable {
         let p = rule.attrs.priority;
         let hash = shape.hash(&rule.key.value);
         let value = rule.key.value;
-        let old = match self
-            .buckets
-            .find_mut(hash, |b| shape.eq(&value, &b.head.key.value))
-        {
+        let buckets = &mut Arc::make_mut(&mut self.shards[shard_of(self.shard_bits, hash)]).buckets;
+        let old = match buckets.find_mut(hash, |b| shape.eq(&value, &b.head.key.value)) {
             None => {
-                self.buckets.insert_unique(
+                buckets.insert_unique(
                     hash,
                     Bucket {
                         head: rule,
@@ -318,6 +368,9 @@ impl Subtable {
             *self.prios.entry(p).or_insert(0) += 1;
             self.n_rules += 1;
             self.count_stages(&value, 1);
+            if self.n_rules > SHARD_TARGET << self.shard_bits && self.shard_bits < MAX_SHARD_BITS {
+                self.reshard(self.shard_bits + 1);
+            }
         }
         old
     }
@@ -326,9 +379,12 @@ impl Subtable {
     pub fn remove(&mut self, key: &MaskedKey, priority: u16) -> Option<Arc<Rule>> {
         let shape = &self.shape;
         let hash = shape.hash(&key.value);
-        let Ok(mut entry) = self
+        // Do not copy a shared shard for nothing.
+        self.shard(hash)
             .buckets
-            .find_entry(hash, |b| shape.eq(&key.value, &b.head.key.value))
+            .find(hash, |b| shape.eq(&key.value, &b.head.key.value))?;
+        let buckets = &mut Arc::make_mut(&mut self.shards[shard_of(self.shard_bits, hash)]).buckets;
+        let Ok(mut entry) = buckets.find_entry(hash, |b| shape.eq(&key.value, &b.head.key.value))
         else {
             return None;
         };
@@ -357,5 +413,94 @@ impl Subtable {
             self.count_stages(&key.value, -1);
         }
         removed
+    }
+
+    /// Redistribute everything into `1 << bits` shards (when the subtable has grown; O(n),
+    /// amortized by doubling).
+    fn reshard(&mut self, bits: u8) {
+        let shape = &self.shape;
+        let mut new: Vec<Shard> = (0..1usize << bits).map(|_| Shard::default()).collect();
+        for old in &self.shards {
+            for b in old.buckets.iter() {
+                let h = shape.hash(&b.head.key.value);
+                new[shard_of(bits, h)]
+                    .buckets
+                    .insert_unique(h, b.clone(), |b| shape.hash(&b.head.key.value));
+            }
+            for (s, set) in old.stages.iter().enumerate() {
+                for &(hs, n) in set.iter() {
+                    new[shard_of(bits, hs)].stages[s].insert_unique(hs, (hs, n), |e| e.0);
+                }
+            }
+        }
+        self.shards = new.into_iter().map(Arc::new).collect();
+        self.shard_bits = bits;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::flow::ast::{FlowAttrs, FlowSpec, Match};
+    use control::flow::field::Field;
+
+    fn rule(priority: u16, port: u128) -> Arc<Rule> {
+        let mut m = Match::new();
+        m.set_exact(Field::EthType, 0x0800);
+        m.set_exact(Field::InPort, port);
+        let spec = FlowSpec {
+            attrs: FlowAttrs {
+                priority,
+                ..FlowAttrs::default()
+            },
+            matches: m,
+            actions: None,
+        };
+        Arc::new(Rule::from_spec(&spec, 0))
+    }
+
+    #[test]
+    fn grows_shards_and_copies_only_touched_ones() {
+        let n = SHARD_TARGET * 5;
+        let rules: Vec<Arc<Rule>> = (0..n).map(|i| rule(1, i as u128)).collect();
+        let mut st = Subtable::new(&rules[0].key.mask);
+        for r in &rules {
+            assert!(st.insert(r.clone()).is_none());
+        }
+        assert_eq!(st.shard_bits, 3);
+        assert_eq!(st.iter().count(), n);
+        // Rules and stage entries spread over the shards (in_port sits in the high half of its
+        // word, the case a plain bit range of the Fx hash gets wrong).
+        let most = st.shards.iter().map(|s| s.buckets.len()).max().unwrap();
+        assert!(most <= n / 4, "unbalanced shards: {most} of {n}");
+        let most = st.shards.iter().map(|s| s.stages[0].len()).max().unwrap();
+        assert!(most <= n / 4, "unbalanced stage shards: {most} of {n}");
+        for r in &rules {
+            let mut k = r.key.value;
+            k.w[0] = 0xdead; // an unmasked word: must not matter
+            let mut wc = FlowKey::zero();
+            assert!(st.lookup(&k, &mut wc).is_some_and(|x| Arc::ptr_eq(x, r)));
+            assert_eq!(wc, r.key.mask);
+        }
+        // A copy shares every shard; removing one rule copies only what it touches
+        // (its bucket's shard and its stage entry's shard).
+        let snapshot = st.clone();
+        assert!(st.remove(&rules[7].key, 1).is_some());
+        let copied = (0..st.shards.len())
+            .filter(|&i| !Arc::ptr_eq(&st.shards[i], &snapshot.shards[i]))
+            .count();
+        assert!((1..=2).contains(&copied), "{copied} shards copied");
+        assert!(snapshot.find(&rules[7].key.value, 1).is_some());
+        assert!(st.find(&rules[7].key.value, 1).is_none());
+        assert!(st.remove(&rules[7].key, 1).is_none());
+        // Removing everything empties the stage sets too.
+        for r in &rules {
+            st.remove(&r.key, 1);
+        }
+        assert!(st.is_empty());
+        assert!(st
+            .shards
+            .iter()
+            .all(|s| s.buckets.is_empty() && s.stages.iter().all(|t| t.is_empty())));
     }
 }

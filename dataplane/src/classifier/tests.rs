@@ -375,6 +375,80 @@ fn check(c: &Classifier, reference: &[Arc<Rule>], k: &FlowKey, noise: &FlowKey) 
     );
 }
 
+/// Insert `rules` (checking replacement), check lookups, remove some, check again.
+fn scenario(
+    rules: Vec<Arc<Rule>>,
+    removals: Vec<prop::sample::Index>,
+    keys: Vec<(FlowKey, FlowKey)>,
+) -> Result<(), TestCaseError> {
+    let mut c = Classifier::new();
+    let mut reference: Vec<Arc<Rule>> = Vec::new();
+    for r in rules {
+        let pos = reference
+            .iter()
+            .position(|o| o.key == r.key && o.attrs.priority == r.attrs.priority);
+        let old = c.insert(r.clone());
+        match pos {
+            Some(i) => {
+                let o = std::mem::replace(&mut reference[i], r);
+                prop_assert!(old.is_some_and(|old| Arc::ptr_eq(&old, &o)));
+            }
+            None => {
+                prop_assert!(old.is_none());
+                reference.push(r);
+            }
+        }
+    }
+    prop_assert_eq!(c.len(), reference.len());
+    // Keys built from rule values hit often; the random ones mostly test misses.
+    let mut all_keys: Vec<(FlowKey, FlowKey)> = keys.clone();
+    for (r, (noise, _)) in reference.iter().zip(keys.iter().cycle()) {
+        let mut k = *noise;
+        for i in 0..k.w.len() {
+            k.w[i] = (k.w[i] & !r.key.mask.w[i]) | r.key.value.w[i];
+        }
+        all_keys.push((k, *noise));
+    }
+    for (k, noise) in &all_keys {
+        check(&c, &reference, k, noise);
+    }
+    let snapshot = c.clone();
+    let before = reference.clone();
+    for ix in removals {
+        if reference.is_empty() {
+            break;
+        }
+        let r = reference.swap_remove(ix.index(reference.len()));
+        let removed = c.remove(&r.key, r.attrs.priority);
+        prop_assert!(removed.is_some_and(|x| Arc::ptr_eq(&x, &r)));
+    }
+    prop_assert_eq!(c.len(), reference.len());
+    for (k, noise) in &all_keys {
+        check(&c, &reference, k, noise);
+        // The copy taken before the removals still answers as before.
+        check(&snapshot, &before, k, noise);
+    }
+    Ok(())
+}
+
+/// Few masks, many values: large multi-stage subtables (several shards under test).
+fn dense_rule_gen() -> impl Strategy<Value = Arc<Rule>> {
+    (0u16..3, any::<bool>(), 0u128..64, 0u128..4, 0u128..16).prop_map(|(p, which, a, b, c)| {
+        if which {
+            rule(p, &[(Field::Reg(0), a, 0x3f), (Field::EthType, b, 0x3)])
+        } else {
+            rule(
+                p,
+                &[
+                    (Field::Reg(1), c, 0xf),
+                    (Field::EthType, b, 0x3),
+                    (Field::Ipv6Src, a, 0x3f),
+                ],
+            )
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -384,49 +458,15 @@ proptest! {
         removals in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
         keys in prop::collection::vec((key_gen(), key_gen()), 1..24),
     ) {
-        let mut c = Classifier::new();
-        let mut reference: Vec<Arc<Rule>> = Vec::new();
-        for g in &gens {
-            let r = build(g);
-            let pos = reference
-                .iter()
-                .position(|o| o.key == r.key && o.attrs.priority == r.attrs.priority);
-            let old = c.insert(r.clone());
-            match pos {
-                Some(i) => {
-                    let o = std::mem::replace(&mut reference[i], r);
-                    prop_assert!(old.is_some_and(|old| Arc::ptr_eq(&old, &o)));
-                }
-                None => {
-                    prop_assert!(old.is_none());
-                    reference.push(r);
-                }
-            }
-        }
-        prop_assert_eq!(c.len(), reference.len());
-        // Keys built from rule values hit often; the random ones mostly test misses.
-        let mut all_keys: Vec<(FlowKey, FlowKey)> = keys.clone();
-        for (r, (noise, _)) in reference.iter().zip(keys.iter().cycle()) {
-            let mut k = *noise;
-            for i in 0..k.w.len() {
-                k.w[i] = (k.w[i] & !r.key.mask.w[i]) | r.key.value.w[i];
-            }
-            all_keys.push((k, *noise));
-        }
-        for (k, noise) in &all_keys {
-            check(&c, &reference, k, noise);
-        }
-        for ix in removals {
-            if reference.is_empty() {
-                break;
-            }
-            let r = reference.swap_remove(ix.index(reference.len()));
-            let removed = c.remove(&r.key, r.attrs.priority);
-            prop_assert!(removed.is_some_and(|x| Arc::ptr_eq(&x, &r)));
-        }
-        prop_assert_eq!(c.len(), reference.len());
-        for (k, noise) in &all_keys {
-            check(&c, &reference, k, noise);
-        }
+        scenario(gens.iter().map(build).collect(), removals, keys)?;
+    }
+
+    #[test]
+    fn matches_linear_scan_dense(
+        rules in prop::collection::vec(dense_rule_gen(), 0..150),
+        removals in prop::collection::vec(any::<prop::sample::Index>(), 0..100),
+        keys in prop::collection::vec((key_gen(), key_gen()), 1..24),
+    ) {
+        scenario(rules, removals, keys)?;
     }
 }
