@@ -206,6 +206,11 @@ impl Table {
         r
     }
 
+    /// [`Table::lookup`] without touching the table's counters (`swctl trace` is not traffic).
+    pub fn lookup_uncounted(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<&Arc<Rule>> {
+        self.cls.lookup(key, wc)
+    }
+
     /// All rules in dump order ([`rule_order`]: highest priority first). Allocates and sorts;
     /// use [`Table::iter`] when the order does not matter.
     pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {

@@ -185,4 +185,9 @@ fn counters_count_traffic_not_traces() {
         .swctl(&["dump-flows", "br-int", "table=30"])
         .expect_ok("dump");
     assert!(dump.contains("n_packets=0, n_bytes=0"), "{dump}");
+    let show = d.swctl(&["show"]).expect_ok("show");
+    assert!(
+        show.contains("table  30: 1 flows, 0 lookups, 0 matched"),
+        "{show}"
+    );
 }

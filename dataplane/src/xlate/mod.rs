@@ -236,8 +236,8 @@ pub fn xlate(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) {
     run::<false>(ctx, key, 0, out, &mut trace);
 }
 
-/// [`xlate`] that also records what it did, for `ofproto/trace`. Rule counters are not bumped
-/// (a trace is not traffic); table lookup counters are, by the classifier.
+/// [`xlate`] that also records what it did, for `ofproto/trace`. Neither rule nor table
+/// counters are bumped (a trace is not traffic).
 pub fn xlate_trace(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) -> Trace {
     xlate_trace_from(ctx, key, 0, out)
 }
@@ -407,7 +407,14 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             }
             stats.max_depth = stats.max_depth.max(depth);
             let pipeline = self.ctx.pipeline;
-            let Some(rule) = pipeline.table(table).lookup(&self.key, &mut self.out.wc) else {
+            let t = pipeline.table(table);
+            // A trace is not traffic: it leaves rule and table counters alone.
+            let found = if TRACE {
+                t.lookup_uncounted(&self.key, &mut self.out.wc)
+            } else {
+                t.lookup(&self.key, &mut self.out.wc)
+            };
+            let Some(rule) = found else {
                 self.out.stats.misses += 1;
                 self.last_missed = true;
                 if TRACE {
