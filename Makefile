@@ -21,7 +21,7 @@ fmt:
 
 ## bench: criterion benchmarks (key extraction, classifier, pipeline). Figures: bench/README.md.
 bench:
-	$(CARGO) bench -p bench
+	$(CARGO) bench -p bench --benches
 
 ## demo: start vswitchd on a private socket, load seed 000's flows, show them and trace packets.
 demo: build
