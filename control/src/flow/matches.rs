@@ -335,6 +335,27 @@ impl<'a> MatchBuilder<'a> {
     }
 
     fn check_prereqs(&self) -> Result<(), FlowError> {
+        // Later fragments carry no TCP/UDP/SCTP header, so port and flag matches can never hit.
+        let later = self
+            .m
+            .get(Field::IpFrag)
+            .is_some_and(|e| e.mask & e.value & u128::from(nw_frag::LATER) != 0);
+        for (f, _) in self.m.iter() {
+            // (ovs-ofctl still lets ICMP fields through on later fragments; so do we.)
+            let l4 = matches!(f.info().prereq, Prereq::Tcp | Prereq::Udp | Prereq::Sctp);
+            if later && l4 {
+                if let Some(tok) = self.origin.get(&f) {
+                    return Err(err(
+                        tok,
+                        format!(
+                            "{} cannot match later fragments (nw_frag=later): they have no \
+                             transport header",
+                            tok.key
+                        ),
+                    ));
+                }
+            }
+        }
         for (f, _) in self.m.iter() {
             let pre = f.info().prereq;
             if !prereq_holds(&self.m, pre) {
