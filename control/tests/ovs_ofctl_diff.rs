@@ -91,7 +91,7 @@ fn ovs_parse(flow: &str) -> Result<String, String> {
 }
 
 /// `table:20 priority=5,ip cookie:0x5 idle:10 hard:20 send_flow_rem actions=…` →
-/// `cookie=0x5, table=20, idle_timeout=10, hard_timeout=20, send_flow_rem, priority=5,ip actions=…`.
+/// `cookie=0x5, table=20, idle_timeout=10, hard_timeout=20, send_flow_rem priority=5,ip actions=…`.
 fn ovs_to_ours(add: &str) -> String {
     let (head, actions) = match add.find("actions=") {
         Some(i) => (&add[..i], &add[i..]),
@@ -129,7 +129,7 @@ fn ovs_to_ours(add: &str) -> String {
         s += &format!("hard_timeout={h}, ");
     }
     for f in flags {
-        s += &format!("{f}, ");
+        s += &format!("{f} ");
     }
     rest.push(actions.to_string());
     s + &rest.join(" ")

@@ -417,11 +417,13 @@ fn attrs_prefix(f: &FlowSpec, stats: Option<&DumpStats>) -> String {
     if a.hard_timeout != 0 {
         let _ = write!(s, "hard_timeout={}, ", a.hard_timeout);
     }
+    // Flags are separated by a space only, as dump-flows prints them
+    // (`n_bytes=0, send_flow_rem priority=…`).
     if a.send_flow_rem {
-        s.push_str("send_flow_rem, ");
+        s.push_str("send_flow_rem ");
     }
     if a.check_overlap {
-        s.push_str("check_overlap, ");
+        s.push_str("check_overlap ");
     }
     if let Some(age) = stats.and_then(|st| st.idle_age_secs) {
         let _ = write!(s, "idle_age={age}, ");
@@ -488,10 +490,31 @@ mod tests {
         );
         assert_eq!(
             canon("hard_timeout=20,idle_timeout=10,cookie=0x5,table=3,send_flow_rem,check_overlap,priority=1,ip actions=drop"),
-            "cookie=0x5, table=3, idle_timeout=10, hard_timeout=20, send_flow_rem, check_overlap, priority=1,ip actions=drop"
+            "cookie=0x5, table=3, idle_timeout=10, hard_timeout=20, send_flow_rem check_overlap priority=1,ip actions=drop"
         );
         let f = parse_flow("cookie=0x5/0xff,ip", ParseMode::Filter).unwrap();
         assert_eq!(format_flow(&f), "cookie=0x5/0xff, ip");
+    }
+
+    #[test]
+    fn dump_line_with_flags() {
+        let f = parse_flow(
+            "table=3,idle_timeout=10,send_flow_rem,priority=5 actions=drop",
+            ParseMode::Add,
+        )
+        .unwrap();
+        let st = DumpStats {
+            duration_secs: 0.25,
+            n_packets: 0,
+            n_bytes: 0,
+            idle_age_secs: Some(0),
+        };
+        let line = format_dump_line(&f, &st);
+        assert_eq!(
+            line,
+            " cookie=0x0, duration=0.250s, table=3, n_packets=0, n_bytes=0, idle_timeout=10, send_flow_rem idle_age=0, priority=5 actions=drop"
+        );
+        assert_eq!(parse_flow(&line, ParseMode::Add).unwrap(), f);
     }
 
     #[test]
