@@ -404,8 +404,9 @@ impl Ctx<'_> {
             .ok_or_else(|| err(raw, format!("{arg}: missing `->`")))?;
         let (field, v, m) = match fname {
             "vlan_vid" => {
-                let (v, m) = super::value::parse_uint_masked(value, 13).map_err(|e| err(raw, e))?;
-                (Field::VlanTci, v, m)
+                // 12-bit VID plus the "present" bit, as OpenFlow 1.3 writes it (4101 = 0x1005).
+                let v = parse_uint_width(value, 13).map_err(|e| err(raw, e))?;
+                (Field::VlanTci, v, 0x1fff)
             }
             "vlan_pcp" => {
                 let v = parse_uint_width(value, 3).map_err(|e| err(raw, e))?;
@@ -427,7 +428,8 @@ impl Ctx<'_> {
         if m == 0 {
             return Err(err(raw, format!("{arg}: mask is zero")));
         }
-        if field == Field::VlanTci || m == field.full_mask() {
+        // vlan_vid/vlan_pcp are whole OpenFlow 1.3 fields even though they are views of the TCI.
+        if matches!(fname, "vlan_vid" | "vlan_pcp") || m == field.full_mask() {
             out.push(Action::SetField {
                 field,
                 value: v & m,
