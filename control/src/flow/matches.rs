@@ -415,7 +415,9 @@ pub fn parse_in_port(s: &str) -> Result<u32, String> {
     } else {
         v
     };
-    if v >= 0xffff_ff00 && v != 0xffff_fffe {
+    // Ports are 16-bit inside the switch, as in OVS; LOCAL is the only reserved port a packet
+    // can arrive on.
+    if v >= 0xff00 && v != 0xffff_fffe {
         return Err(format!("{s}: invalid or unknown port for in_port"));
     }
     Ok(v)

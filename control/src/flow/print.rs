@@ -141,6 +141,9 @@ fn format_entry(f: Field, e: MatchEntry) -> String {
     if f == Field::InPort && full {
         return format_port(e.value as u32);
     }
+    if f == Field::EthType && full {
+        return format!("{:#06x}", e.value);
+    }
     if f == Field::Ipv6Label {
         return if full {
             format!("{:#07x}", e.value)
