@@ -5,6 +5,23 @@
 //! are ignored (so a dump line can be fed back), the rest is the match (see
 //! [`super::matches`]) and everything after `actions=` the action list (see
 //! [`super::actions`]).
+//!
+//! # Canonical forms
+//!
+//! Different spellings of the same flow parse to the same [`FlowSpec`] (so that
+//! parse → print → parse is the identity, and so that the dataplane sees one form):
+//!
+//! * match: `xregN` becomes the two registers `reg2N`/`reg2N+1`; `dl_vlan`, `dl_vlan_pcp`,
+//!   `vlan_vid`, `vlan_pcp` become [`Field::VlanTci`](super::field::Field::VlanTci) with the
+//!   0x1000 "present" bit, reduced to what OpenFlow 1.3 can express (no PCP without a tag);
+//!   `nw_tos` becomes `ip_dscp` (TOS >> 2); `nw_src` on ARP is `arp_spa`;
+//! * actions: `drop` is the empty list; `mod_*`, `set_tunnel`, `set_tunnel64` are
+//!   [`Action::SetField`](super::ast::Action::SetField) (the parser never produces `Drop` or
+//!   `SetTunnel`); a masked `set_field` is one `Load` per run of mask bits and loads wider
+//!   than 64 bits are split into 64-bit pieces (as `ovs-ofctl` does); `mod_vlan_vid` and
+//!   `mod_vlan_pcp` on an untagged match push a 0x8100 tag first; `ct(zone=0)` has no zone;
+//!   `controller(reason=action)` has no reason; `note:` bytes are zero-padded to 6 + 8k;
+//!   `NXM_OF_IN_PORT[]` is the 16-bit view of `in_port` (`Subfield { n_bits: 16, .. }`).
 
 use super::actions::parse_actions;
 use super::ast::{FlowAttrs, FlowSpec};
