@@ -15,5 +15,5 @@ pub mod value;
 
 pub use ast::{Action, FlowAttrs, FlowSpec, Match};
 pub use field::Field;
-pub use parse::{parse_flow, FlowError, ParseMode};
+pub use parse::{parse_flow, parse_flows, FlowError, FlowFileError, ParseMode};
 pub use print::{format_actions, format_dump_line, format_flow, format_match, DumpStats};

@@ -104,6 +104,29 @@ pub fn parse_flow(text: &str, mode: ParseMode) -> Result<FlowSpec, FlowError> {
     })
 }
 
+/// A rejected line of a flow file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {error}")]
+pub struct FlowFileError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong with it.
+    pub error: FlowError,
+}
+
+/// Parse a flow file (`ovs-ofctl add-flows` style): one flow per line; blank lines and lines
+/// starting with `#` are skipped. Stops at the first bad line.
+pub fn parse_flows(text: &str, mode: ParseMode) -> Result<Vec<FlowSpec>, FlowFileError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        })
+        .map(|(i, l)| parse_flow(l, mode).map_err(|error| FlowFileError { line: i + 1, error }))
+        .collect()
+}
+
 /// Consume a flow-mod attribute or ignorable dump-flows token; `false` if `t` is a match token.
 fn attr_token(t: &Token<'_>, a: &mut FlowAttrs, mode: ParseMode) -> Result<bool, FlowError> {
     let raw = t.raw;
@@ -915,6 +938,17 @@ mod tests {
             "ct(nat(src=1.1.1.1-1.1.1.0))",
             "nat range",
         );
+    }
+
+    #[test]
+    fn flow_files() {
+        let text = "# comment\n\nip actions=drop\n  table=1, arp actions=NORMAL\n";
+        let flows = parse_flows(text, ParseMode::Add).unwrap();
+        assert_eq!(flows.len(), 2);
+        assert_eq!(flows[1].attrs.table, 1);
+        let e = parse_flows("ip actions=drop\nbogus actions=drop\n", ParseMode::Add).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(e.error.token, "bogus");
     }
 
     #[test]
