@@ -54,6 +54,11 @@ const WE_REJECT: &[(&str, &str)] = &[
          accepts move",
     ),
     (
+        "ip actions=load:0x4->NXM_OF_IP_TOS[2..5]",
+        "NXM_OF_IP_TOS is the 8-bit TOS byte; the catalogue only has the 6-bit ip_dscp, so we \
+         refuse the NXM name as a subfield rather than mis-address its bits",
+    ),
+    (
         "ip actions=ct(commit",
         "ovs-ofctl tolerates a missing `)`; we report unbalanced parentheses",
     ),

@@ -207,7 +207,7 @@ impl<'a> MatchBuilder<'a> {
                 let (v, m) = super::value::parse_uint_masked(val, 13).map_err(|e| err(t, e))?;
                 return self.set(t, Field::VlanTci, v, m);
             }
-            "nw_tos" => {
+            "nw_tos" | "NXM_OF_IP_TOS" => {
                 let v = parse_uint_width(val, 8).map_err(|e| err(t, e))?;
                 return self.set(t, Field::IpDscp, v >> 2, 0x3f);
             }

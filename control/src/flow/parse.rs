@@ -403,6 +403,15 @@ mod tests {
         );
         assert_eq!(exact("ip,nw_tos=8 actions=drop", Field::IpDscp), Some(2));
         assert_eq!(exact("ip,ip_dscp=46 actions=drop", Field::IpDscp), Some(46));
+        // NXM_OF_IP_TOS names the TOS byte, like nw_tos.
+        assert_eq!(
+            exact("ip,NXM_OF_IP_TOS=0x20 actions=drop", Field::IpDscp),
+            Some(8)
+        );
+        assert_eq!(
+            exact("ip,OXM_OF_IPV4_DST=1.2.3.4 actions=drop", Field::Ipv4Dst),
+            Some(0x0102_0304)
+        );
         assert_eq!(exact("ip,nw_ecn=3 actions=drop", Field::IpEcn), Some(3));
         assert_eq!(exact("ipv6,ip_ecn=1 actions=drop", Field::IpEcn), Some(1));
         assert_eq!(exact("ip,nw_ttl=64 actions=drop", Field::IpTtl), Some(64));
