@@ -9,7 +9,9 @@ pub mod field;
 pub mod lexer;
 pub mod matches;
 pub mod names;
+pub mod nat;
 pub mod parse;
+pub mod ports;
 pub mod print;
 pub mod value;
 

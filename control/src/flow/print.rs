@@ -5,11 +5,11 @@
 //! prints them (hex for registers and marks, decimal for ports, masks as prefixes where
 //! possible, flags by name in bit order).
 
-use super::actions::port;
 use super::ast::{Action, CtAction, CtZoneSrc, FlowSpec, Match, MatchEntry, NatKind, OutputPort};
 use super::field::{ct_state, Field, VLAN_PRESENT};
 use super::matches::{CT_STATE_ALL, FRAG_NAMES, SHORTHANDS, TCP_FLAG_NAMES};
 use super::names::{format_subfield, format_value, kind, Kind};
+use super::ports::port;
 use super::value::{format_hex, prefix_len};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
