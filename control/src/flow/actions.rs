@@ -74,7 +74,8 @@ pub fn parse_actions(text: &str, m: &Match, table: u8) -> Result<Vec<Action>, Fl
         }
     }
     if let Some(d) = drop_tok {
-        if raws.len() > 1 {
+        // `drop,drop` is still just drop; anything else alongside it is a mistake.
+        if !out.is_empty() {
             return Err(err(
                 d,
                 "\"drop\" must not be accompanied by any other action or instruction",
@@ -400,6 +401,12 @@ impl Ctx<'_> {
         self.writable(raw, field)?;
         if m == 0 {
             return Err(err(raw, format!("{arg}: mask is zero")));
+        }
+        if m != field.full_mask() && !field.info().maskable {
+            return Err(err(
+                raw,
+                format!("{arg}: invalid mask for field {}", field.info().name),
+            ));
         }
         // vlan_vid/vlan_pcp are whole OpenFlow 1.3 fields even though they are views of the TCI.
         if matches!(fname, "vlan_vid" | "vlan_pcp") || m == field.full_mask() {
