@@ -2,36 +2,15 @@
 //! flow's match (prerequisites of written fields, `ct` needing IP, `goto_table` last and
 //! forward only, read-only fields, widths).
 
-use super::ast::{
-    Action, ControllerAction, CtAction, CtZoneSrc, Match, NatKind, NatSpec, OutputPort, Subfield,
-};
+use super::ast::{Action, ControllerAction, CtAction, CtZoneSrc, Match, OutputPort, Subfield};
 use super::field::{ones, Field, VLAN_PRESENT};
 use super::lexer::{split_kv, split_tokens, Token};
-use super::matches::{prereq_holds, ETH_IP, ETH_IPV6};
+use super::matches::prereq_holds;
 use super::names::{self, field_by_name, parse_subfield};
+use super::nat::parse_nat;
 use super::parse::FlowError;
-use super::value::{parse_ipv4, parse_ipv6, parse_uint, parse_uint_width};
-use std::net::IpAddr;
-
-/// OpenFlow reserved port numbers (32-bit).
-pub mod port {
-    /// `IN_PORT`.
-    pub const IN_PORT: u32 = 0xffff_fff8;
-    /// `TABLE`.
-    pub const TABLE: u32 = 0xffff_fff9;
-    /// `NORMAL`.
-    pub const NORMAL: u32 = 0xffff_fffa;
-    /// `FLOOD`.
-    pub const FLOOD: u32 = 0xffff_fffb;
-    /// `ALL`.
-    pub const ALL: u32 = 0xffff_fffc;
-    /// `CONTROLLER`.
-    pub const CONTROLLER: u32 = 0xffff_fffd;
-    /// `LOCAL`.
-    pub const LOCAL: u32 = 0xffff_fffe;
-    /// `ANY` / `NONE`.
-    pub const ANY: u32 = 0xffff_ffff;
-}
+use super::ports::{named_port, output_number, parse_port, port, port_variant};
+use super::value::{parse_ipv4, parse_uint, parse_uint_width};
 
 /// Controller `reason=` values `ovs-ofctl` knows.
 const REASONS: [&str; 6] = [
@@ -95,7 +74,8 @@ pub fn parse_actions(text: &str, m: &Match, table: u8) -> Result<Vec<Action>, Fl
         }
     }
     if let Some(d) = drop_tok {
-        if raws.len() > 1 {
+        // `drop,drop` is still just drop; anything else alongside it is a mistake.
+        if !out.is_empty() {
             return Err(err(
                 d,
                 "\"drop\" must not be accompanied by any other action or instruction",
@@ -171,7 +151,7 @@ impl Ctx<'_> {
                     ));
                 }
                 self.writable(raw, dst.field)?;
-                out.push(Action::Load { value, dst });
+                push_loads(dst, value, out);
             }
             "move" => {
                 let v = need("argument")?;
@@ -316,9 +296,6 @@ impl Ctx<'_> {
             }
             "goto_table" => {
                 let v = parse_uint_width(need("table")?, 8).map_err(|e| err(raw, e))?;
-                if v > 254 {
-                    return Err(err(raw, format!("{v}: invalid table id")));
-                }
                 if v <= u128::from(self.table) {
                     return Err(err(
                         raw,
@@ -336,9 +313,6 @@ impl Ctx<'_> {
             "ct_clear" if val.is_none() => out.push(Action::CtClear),
             "group" => {
                 let v = parse_uint_width(need("group id")?, 32).map_err(|e| err(raw, e))?;
-                if v > 0xffff_ff00 {
-                    return Err(err(raw, format!("{v}: invalid group id")));
-                }
                 out.push(Action::Group(v as u32));
             }
             _ => return Err(err(raw, format!("unknown action `{}`", t.key))),
@@ -404,8 +378,9 @@ impl Ctx<'_> {
             .ok_or_else(|| err(raw, format!("{arg}: missing `->`")))?;
         let (field, v, m) = match fname {
             "vlan_vid" => {
-                let (v, m) = super::value::parse_uint_masked(value, 13).map_err(|e| err(raw, e))?;
-                (Field::VlanTci, v, m)
+                // 12-bit VID plus the "present" bit, as OpenFlow 1.3 writes it (4101 = 0x1005).
+                let v = parse_uint_width(value, 13).map_err(|e| err(raw, e))?;
+                (Field::VlanTci, v, 0x1fff)
             }
             "vlan_pcp" => {
                 let v = parse_uint_width(value, 3).map_err(|e| err(raw, e))?;
@@ -427,7 +402,14 @@ impl Ctx<'_> {
         if m == 0 {
             return Err(err(raw, format!("{arg}: mask is zero")));
         }
-        if field == Field::VlanTci || m == field.full_mask() {
+        if m != field.full_mask() && !field.info().maskable {
+            return Err(err(
+                raw,
+                format!("{arg}: invalid mask for field {}", field.info().name),
+            ));
+        }
+        // vlan_vid/vlan_pcp are whole OpenFlow 1.3 fields even though they are views of the TCI.
+        if matches!(fname, "vlan_vid" | "vlan_pcp") || m == field.full_mask() {
             out.push(Action::SetField {
                 field,
                 value: v & m,
@@ -447,14 +429,12 @@ impl Ctx<'_> {
                 bit += 1;
             }
             let n = (bit - start) as u8;
-            out.push(Action::Load {
-                value: (v >> start) & ones(n),
-                dst: Subfield {
-                    field,
-                    ofs: start as u8,
-                    n_bits: n,
-                },
-            });
+            let dst = Subfield {
+                field,
+                ofs: start as u8,
+                n_bits: n,
+            };
+            push_loads(dst, (v >> start) & ones(n), out);
         }
         Ok(())
     }
@@ -549,10 +529,32 @@ impl Ctx<'_> {
                 _ => return Err(err(raw, format!("{arg}: unknown ct argument"))),
             }
         }
-        if ct.exec.iter().len() > 0 && !ct.commit {
+        if ct.force && !ct.commit {
+            return Err(err(raw, "ct: \"force\" requires \"commit\""));
+        }
+        if !ct.exec.is_empty() && !ct.commit {
             return Err(err(raw, "ct exec requires commit"));
         }
         Ok(Action::Ct(ct))
+    }
+}
+
+/// Push `load:value->dst`, split into pieces of at most 64 bits from the low end: a load
+/// carries a 64-bit value on the wire, and `ovs-ofctl` splits wider ones the same way, so
+/// both spellings compare equal.
+fn push_loads(dst: Subfield, value: u128, out: &mut Vec<Action>) {
+    let mut ofs = 0u8;
+    while ofs < dst.n_bits {
+        let n = (dst.n_bits - ofs).min(64);
+        out.push(Action::Load {
+            value: (value >> ofs) & ones(n),
+            dst: Subfield {
+                field: dst.field,
+                ofs: dst.ofs + ofs,
+                n_bits: n,
+            },
+        });
+        ofs += n;
     }
 }
 
@@ -567,53 +569,6 @@ fn action_field(name: &str) -> Option<Field> {
         "tp_src" | "tp_dst" => None,
         _ => field_by_name(name),
     }
-}
-
-/// Port names usable as bare actions and in `output:`.
-fn named_port(s: &str) -> Option<u32> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "in_port" => port::IN_PORT,
-        "normal" => port::NORMAL,
-        "flood" => port::FLOOD,
-        "all" => port::ALL,
-        "local" => port::LOCAL,
-        "controller" => port::CONTROLLER,
-        _ => return None,
-    })
-}
-
-fn port_variant(p: u32) -> Result<OutputPort, String> {
-    Ok(match p {
-        port::IN_PORT => OutputPort::InPort,
-        port::NORMAL => OutputPort::Normal,
-        port::FLOOD => OutputPort::Flood,
-        port::ALL => OutputPort::All,
-        port::LOCAL => OutputPort::Local,
-        p if p >= 0xffff_ff00 => return Err(format!("{p:#x}: output to unknown port")),
-        p => OutputPort::Port(p),
-    })
-}
-
-fn output_number(n: u128) -> Result<OutputPort, String> {
-    let p = u32::try_from(n).map_err(|_| format!("{n}: port number out of range"))?;
-    // OpenFlow 1.0 16-bit reserved numbers mean the same ports as their 32-bit forms.
-    let p = if (0xff00..=0xffff).contains(&p) {
-        p | 0xffff_0000
-    } else {
-        p
-    };
-    port_variant(p)
-}
-
-fn parse_port(s: &str) -> Result<OutputPort, String> {
-    if let Some(p) = named_port(s) {
-        if p == port::CONTROLLER {
-            return Err("use the controller action to send to the controller".into());
-        }
-        return port_variant(p);
-    }
-    let n = parse_uint(s).ok_or_else(|| format!("{s}: invalid port"))?;
-    output_number(n)
 }
 
 fn parse_controller(t: &Token<'_>) -> Result<ControllerAction, FlowError> {
@@ -723,130 +678,4 @@ fn parse_note(raw: &str, v: &str) -> Result<Vec<u8>, FlowError> {
     }
     bytes.resize(len, 0);
     Ok(bytes)
-}
-
-fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError> {
-    let mut n = NatSpec {
-        kind: None,
-        addrs: None,
-        ports: None,
-        random: false,
-        persistent: false,
-        hash: false,
-    };
-    for arg in split_tokens(inner) {
-        let t = split_kv(arg, &['=']).map_err(|e| err(raw, e))?;
-        match (t.key, t.value) {
-            ("src" | "dst", v) => {
-                if n.kind.is_some() {
-                    return Err(err(raw, "nat: only one of src and dst may be given"));
-                }
-                n.kind = Some(if t.key == "src" {
-                    NatKind::Src
-                } else {
-                    NatKind::Dst
-                });
-                if let Some(r) = v {
-                    let (a, p) = parse_nat_range(r).map_err(|e| err(raw, e))?;
-                    n.addrs = Some(a);
-                    n.ports = p;
-                }
-            }
-            ("random", None) => n.random = true,
-            ("hash", None) => n.hash = true,
-            ("persistent", None) => n.persistent = true,
-            _ => return Err(err(raw, format!("{arg}: unknown nat argument"))),
-        }
-    }
-    if n.random && n.hash {
-        return Err(err(raw, "nat: only one of random and hash may be given"));
-    }
-    if n.kind.is_none() && (n.random || n.hash || n.persistent) {
-        return Err(err(raw, "nat: flags need src or dst"));
-    }
-    if let Some((a, _)) = n.addrs {
-        let want = if a.is_ipv4() { ETH_IP } else { ETH_IPV6 };
-        if m.exact(Field::EthType) != Some(want) {
-            return Err(err(raw, "nat address family does not match the flow's"));
-        }
-    }
-    Ok(n)
-}
-
-type NatRange = ((IpAddr, IpAddr), Option<(u16, u16)>);
-
-fn parse_nat_range(s: &str) -> Result<NatRange, String> {
-    let bad = || format!("invalid nat range \"{s}\"");
-    let (addrs, ports): (&str, Option<&str>) = if s.starts_with('[') {
-        // [v6]-[v6]:ports
-        match s.rfind(']') {
-            Some(i) => {
-                let rest = &s[i + 1..];
-                match rest.strip_prefix(':') {
-                    Some(p) => (&s[..=i], Some(p)),
-                    None if rest.is_empty() => (s, None),
-                    None => return Err(bad()),
-                }
-            }
-            None => return Err(bad()),
-        }
-    } else if s.matches(':').count() >= 2 {
-        (s, None) // bare IPv6, no ports
-    } else {
-        match s.split_once(':') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        }
-    };
-    let one = |a: &str| -> Result<IpAddr, String> {
-        if let Some(v4) = parse_ipv4(a) {
-            return Ok(IpAddr::from(std::net::Ipv4Addr::from(v4)));
-        }
-        parse_ipv6(a)
-            .map(|v| IpAddr::from(std::net::Ipv6Addr::from(v)))
-            .ok_or_else(bad)
-    };
-    let (a1, a2) = match split_range(addrs) {
-        Some((x, y)) => (one(x)?, one(y)?),
-        None => {
-            let a = one(addrs)?;
-            (a, a)
-        }
-    };
-    if a1.is_ipv4() != a2.is_ipv4() || a1 > a2 {
-        return Err(bad());
-    }
-    let ports = match ports {
-        None => None,
-        Some(p) => {
-            let num = |x: &str| -> Result<u16, String> {
-                parse_uint(x)
-                    .and_then(|v| u16::try_from(v).ok())
-                    .ok_or_else(bad)
-            };
-            let (p1, p2) = match p.split_once('-') {
-                Some((x, y)) => (num(x)?, num(y)?),
-                None => {
-                    let x = num(p)?;
-                    (x, x)
-                }
-            };
-            // Port 0 means "no port range" on the wire: a range must start at 1.
-            if p1 > p2 || p1 == 0 {
-                return Err(bad());
-            }
-            Some((p1, p2))
-        }
-    };
-    Ok(((a1, a2), ports))
-}
-
-/// Split `a-b` where each side may be a bracketed IPv6 address.
-fn split_range(s: &str) -> Option<(&str, &str)> {
-    if s.starts_with('[') {
-        let i = s.find(']')?;
-        let rest = &s[i + 1..];
-        return rest.strip_prefix('-').map(|r| (&s[..=i], r));
-    }
-    s.split_once('-')
 }

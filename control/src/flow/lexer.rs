@@ -55,31 +55,34 @@ pub fn split_tokens(s: &str) -> Vec<&str> {
 /// the text inside the outer parentheses (an error string is returned when they don't close
 /// at the end of the token).
 pub fn split_kv<'a>(raw: &'a str, seps: &[char]) -> Result<Token<'a>, &'static str> {
+    // Brackets belong to a subfield key (`reg3[0..15]=5`): separators inside them don't count.
+    let mut brackets: i32 = 0;
     for (i, c) in raw.char_indices() {
-        if c == '(' {
-            let inner = &raw[i + 1..];
-            let Some(stripped) = inner.strip_suffix(')') else {
-                return Err("unbalanced parentheses");
-            };
-            if !balanced(stripped) {
-                return Err("unbalanced parentheses");
+        match c {
+            '[' => brackets += 1,
+            ']' => brackets -= 1,
+            '(' => {
+                let inner = &raw[i + 1..];
+                let Some(stripped) = inner.strip_suffix(')') else {
+                    return Err("unbalanced parentheses");
+                };
+                if !balanced(stripped) {
+                    return Err("unbalanced parentheses");
+                }
+                return Ok(Token {
+                    raw,
+                    key: &raw[..i],
+                    value: Some(stripped),
+                });
             }
-            return Ok(Token {
-                raw,
-                key: &raw[..i],
-                value: Some(stripped),
-            });
-        }
-        if c == '[' {
-            // A subfield key (`reg3[0..15]=5`): skip to the closing bracket.
-            continue;
-        }
-        if seps.contains(&c) && !inside_brackets(&raw[..i]) {
-            return Ok(Token {
-                raw,
-                key: &raw[..i],
-                value: Some(&raw[i + 1..]),
-            });
+            c if brackets <= 0 && seps.contains(&c) => {
+                return Ok(Token {
+                    raw,
+                    key: &raw[..i],
+                    value: Some(&raw[i + 1..]),
+                });
+            }
+            _ => {}
         }
     }
     Ok(Token {
@@ -87,10 +90,6 @@ pub fn split_kv<'a>(raw: &'a str, seps: &[char]) -> Result<Token<'a>, &'static s
         key: raw,
         value: None,
     })
-}
-
-fn inside_brackets(prefix: &str) -> bool {
-    prefix.matches('[').count() > prefix.matches(']').count()
 }
 
 /// True if parentheses in `s` balance and never go negative.

@@ -207,7 +207,7 @@ impl<'a> MatchBuilder<'a> {
                 let (v, m) = super::value::parse_uint_masked(val, 13).map_err(|e| err(t, e))?;
                 return self.set(t, Field::VlanTci, v, m);
             }
-            "nw_tos" => {
+            "nw_tos" | "NXM_OF_IP_TOS" => {
                 let v = parse_uint_width(val, 8).map_err(|e| err(t, e))?;
                 return self.set(t, Field::IpDscp, v >> 2, 0x3f);
             }
@@ -335,6 +335,27 @@ impl<'a> MatchBuilder<'a> {
     }
 
     fn check_prereqs(&self) -> Result<(), FlowError> {
+        // Later fragments carry no TCP/UDP/SCTP header, so port and flag matches can never hit.
+        let later = self
+            .m
+            .get(Field::IpFrag)
+            .is_some_and(|e| e.mask & e.value & u128::from(nw_frag::LATER) != 0);
+        for (f, _) in self.m.iter() {
+            // (ovs-ofctl still lets ICMP fields through on later fragments; so do we.)
+            let l4 = matches!(f.info().prereq, Prereq::Tcp | Prereq::Udp | Prereq::Sctp);
+            if later && l4 {
+                if let Some(tok) = self.origin.get(&f) {
+                    return Err(err(
+                        tok,
+                        format!(
+                            "{} cannot match later fragments (nw_frag=later): they have no \
+                             transport header",
+                            tok.key
+                        ),
+                    ));
+                }
+            }
+        }
         for (f, _) in self.m.iter() {
             let pre = f.info().prereq;
             if !prereq_holds(&self.m, pre) {
@@ -394,7 +415,9 @@ pub fn parse_in_port(s: &str) -> Result<u32, String> {
     } else {
         v
     };
-    if v >= 0xffff_ff00 && v != 0xffff_fffe {
+    // Ports are 16-bit inside the switch, as in OVS; LOCAL is the only reserved port a packet
+    // can arrive on.
+    if v >= 0xff00 && v != 0xffff_fffe {
         return Err(format!("{s}: invalid or unknown port for in_port"));
     }
     Ok(v)

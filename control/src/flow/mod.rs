@@ -10,11 +10,13 @@ pub mod filter;
 pub mod lexer;
 pub mod matches;
 pub mod names;
+pub mod nat;
 pub mod parse;
+pub mod ports;
 pub mod print;
 pub mod value;
 
 pub use ast::{Action, FlowAttrs, FlowSpec, Match};
 pub use field::Field;
-pub use parse::{parse_flow, FlowError, ParseMode};
+pub use parse::{parse_flow, parse_flows, FlowError, FlowFileError, ParseMode};
 pub use print::{format_actions, format_dump_line, format_flow, format_match, DumpStats};

@@ -110,8 +110,14 @@ pub fn parse_subfield_with(
         }
         None => (s, None),
     };
+    if name == "NXM_OF_IP_TOS" {
+        // The NXM field is the whole TOS byte; our field is the 6-bit DSCP value.
+        return Err(format!(
+            "{name} is the 8-bit TOS byte and cannot be used as a subfield; use ip_dscp"
+        ));
+    }
     let field = resolve(name).ok_or_else(|| format!("{name}: unknown field"))?;
-    let width = if name == NXM_IN_PORT {
+    let width = if name == NXM_IN_PORT || name == "in_port" {
         // The NXM flavour of in_port is the OpenFlow 1.0 16-bit port number.
         16
     } else {
@@ -159,7 +165,11 @@ pub fn parse_subfield(s: &str) -> Result<Subfield, String> {
 
 /// `NXM_NX_REG3[0..15]`, `NXM_OF_ETH_DST[]`, `NXM_OF_TCP_SRC[5]`.
 pub fn format_subfield(sf: &Subfield) -> String {
-    let mut name = subfield_name(sf.field);
+    let mut name = match sf.field {
+        // NXM_OF_IP_TOS is the TOS byte; the 6-bit DSCP has only the OXM name.
+        Field::IpDscp => "OXM_OF_IP_DSCP",
+        f => subfield_name(f),
+    };
     let mut whole = sf.is_whole();
     if sf.field == Field::InPort {
         // 16-bit views print with the NXM name (as written), wider ones with the OXM name.

@@ -5,11 +5,11 @@
 //! prints them (hex for registers and marks, decimal for ports, masks as prefixes where
 //! possible, flags by name in bit order).
 
-use super::actions::port;
 use super::ast::{Action, CtAction, CtZoneSrc, FlowSpec, Match, MatchEntry, NatKind, OutputPort};
 use super::field::{ct_state, Field, VLAN_PRESENT};
 use super::matches::{CT_STATE_ALL, FRAG_NAMES, SHORTHANDS, TCP_FLAG_NAMES};
 use super::names::{format_subfield, format_value, kind, Kind};
+use super::ports::port;
 use super::value::{format_hex, prefix_len};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -140,6 +140,9 @@ fn format_entry(f: Field, e: MatchEntry) -> String {
     let full = e.mask == f.full_mask();
     if f == Field::InPort && full {
         return format_port(e.value as u32);
+    }
+    if f == Field::EthType && full {
+        return format!("{:#06x}", e.value);
     }
     if f == Field::Ipv6Label {
         return if full {
@@ -417,11 +420,13 @@ fn attrs_prefix(f: &FlowSpec, stats: Option<&DumpStats>) -> String {
     if a.hard_timeout != 0 {
         let _ = write!(s, "hard_timeout={}, ", a.hard_timeout);
     }
+    // Flags are separated by a space only, as dump-flows prints them
+    // (`n_bytes=0, send_flow_rem priority=…`).
     if a.send_flow_rem {
-        s.push_str("send_flow_rem, ");
+        s.push_str("send_flow_rem ");
     }
     if a.check_overlap {
-        s.push_str("check_overlap, ");
+        s.push_str("check_overlap ");
     }
     if let Some(age) = stats.and_then(|st| st.idle_age_secs) {
         let _ = write!(s, "idle_age={age}, ");
@@ -466,4 +471,235 @@ pub fn format_flow(f: &FlowSpec) -> String {
 /// ` cookie=0x0, duration=543.500s, table=20, n_packets=0, n_bytes=0, idle_age=12, priority=…`.
 pub fn format_dump_line(f: &FlowSpec, stats: &DumpStats) -> String {
     format!(" {}{}", attrs_prefix(f, Some(stats)), flow_body(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::parse::{parse_flow, ParseMode};
+
+    /// Parse (add mode) and print.
+    fn canon(s: &str) -> String {
+        format_flow(&parse_flow(s, ParseMode::Add).unwrap_or_else(|e| panic!("{s}: {e}")))
+    }
+
+    #[test]
+    fn flow_layout() {
+        assert_eq!(canon("actions=drop"), "actions=drop");
+        assert_eq!(canon("priority=32768,ip actions="), "ip actions=drop");
+        assert_eq!(
+            canon("table=0,priority=5 actions=drop"),
+            "priority=5 actions=drop"
+        );
+        assert_eq!(
+            canon("hard_timeout=20,idle_timeout=10,cookie=0x5,table=3,send_flow_rem,check_overlap,priority=1,ip actions=drop"),
+            "cookie=0x5, table=3, idle_timeout=10, hard_timeout=20, send_flow_rem check_overlap priority=1,ip actions=drop"
+        );
+        let f = parse_flow("cookie=0x5/0xff,ip", ParseMode::Filter).unwrap();
+        assert_eq!(format_flow(&f), "cookie=0x5/0xff, ip");
+    }
+
+    #[test]
+    fn dump_line_with_flags() {
+        let f = parse_flow(
+            "table=3,idle_timeout=10,send_flow_rem,priority=5 actions=drop",
+            ParseMode::Add,
+        )
+        .unwrap();
+        let st = DumpStats {
+            duration_secs: 0.25,
+            n_packets: 0,
+            n_bytes: 0,
+            idle_age_secs: Some(0),
+        };
+        let line = format_dump_line(&f, &st);
+        assert_eq!(
+            line,
+            " cookie=0x0, duration=0.250s, table=3, n_packets=0, n_bytes=0, idle_timeout=10, send_flow_rem idle_age=0, priority=5 actions=drop"
+        );
+        assert_eq!(parse_flow(&line, ParseMode::Add).unwrap(), f);
+    }
+
+    #[test]
+    fn dump_line() {
+        let f = parse_flow("table=20,priority=1024,arp actions=IN_PORT", ParseMode::Add).unwrap();
+        let st = DumpStats {
+            duration_secs: 543.5,
+            n_packets: 7,
+            n_bytes: 600,
+            idle_age_secs: Some(12),
+        };
+        assert_eq!(
+            format_dump_line(&f, &st),
+            " cookie=0x0, duration=543.500s, table=20, n_packets=7, n_bytes=600, idle_age=12, priority=1024,arp actions=IN_PORT"
+        );
+        let back = format_dump_line(
+            &f,
+            &DumpStats {
+                idle_age_secs: None,
+                ..st
+            },
+        );
+        assert_eq!(parse_flow(&back, ParseMode::Add).unwrap(), f);
+        let json = serde_json::to_string(&st).unwrap();
+        assert_eq!(serde_json::from_str::<DumpStats>(&json).unwrap(), st);
+    }
+
+    #[test]
+    fn match_order_and_values() {
+        assert_eq!(
+            canon("tcp,tp_dst=0x100/0xff00,nw_src=10.0.0.0/8,in_port=4,reg1=2/0xff,ct_state=+trk+est-new,pkt_mark=9,tun_id=5,metadata=0,dl_src=AA:bb:cc:dd:ee:ff actions=drop"),
+            "pkt_mark=0x9,ct_state=-new+est+trk,tcp,reg1=0x2/0xff,tun_id=0x5,metadata=0,in_port=4,dl_src=aa:bb:cc:dd:ee:ff,nw_src=10.0.0.0/8,tp_dst=0x100/0xff00 actions=drop"
+        );
+        assert_eq!(
+            canon("ip,nw_dst=1.2.3.4/255.255.0.255 actions=drop"),
+            "ip,nw_dst=1.2.0.4/255.255.0.255 actions=drop"
+        );
+        assert_eq!(
+            canon("ip,nw_src=1.2.3.4/32 actions=drop"),
+            "ip,nw_src=1.2.3.4 actions=drop"
+        );
+        assert_eq!(
+            canon("ip,ip_dscp=5,nw_ecn=3 actions=drop"),
+            "ip,nw_tos=20,nw_ecn=3 actions=drop"
+        );
+        assert_eq!(
+            canon("ip,nw_proto=47 actions=drop"),
+            "ip,nw_proto=47 actions=drop"
+        );
+        assert_eq!(
+            canon("dl_type=0x0800,nw_proto=6 actions=drop"),
+            "tcp actions=drop"
+        );
+        assert_eq!(
+            canon("ipv6,ipv6_label=5 actions=drop"),
+            "ipv6,ipv6_label=0x00005 actions=drop"
+        );
+        assert_eq!(
+            canon("in_port=local actions=drop"),
+            "in_port=LOCAL actions=drop"
+        );
+        assert_eq!(
+            canon("xreg3=5 actions=drop"),
+            "reg6=0,reg7=0x5 actions=drop"
+        );
+        assert_eq!(
+            canon("arp,arp_op=1,arp_sha=00:00:00:00:00:01,arp_spa=1.1.1.1 actions=drop"),
+            "arp,arp_spa=1.1.1.1,arp_op=1,arp_sha=00:00:00:00:00:01 actions=drop"
+        );
+        assert_eq!(
+            canon("icmp6,icmp_type=135,ipv6_src=::2,nd_target=::1 actions=drop"),
+            "icmp6,ipv6_src=::2,icmp_type=135,nd_target=::1 actions=drop"
+        );
+    }
+
+    #[test]
+    fn vlan_printing() {
+        assert_eq!(canon("dl_vlan=5 actions=drop"), "dl_vlan=5 actions=drop");
+        assert_eq!(
+            canon("dl_vlan=0xffff actions=drop"),
+            "vlan_tci=0x0000/0x1fff actions=drop"
+        );
+        assert_eq!(
+            canon("vlan_tci=0 actions=drop"),
+            "vlan_tci=0x0000/0x1fff actions=drop"
+        );
+        assert_eq!(
+            canon("dl_vlan_pcp=5 actions=drop"),
+            "dl_vlan_pcp=5 actions=drop"
+        );
+        assert_eq!(
+            canon("vlan_tci=0x1000/0x1000 actions=drop"),
+            "vlan_tci=0x1000/0x1000 actions=drop"
+        );
+        assert_eq!(
+            canon("vlan_tci=0x0123/0x0fff actions=drop"),
+            "vlan_tci=0x0123/0x0fff actions=drop"
+        );
+    }
+
+    #[test]
+    fn flag_printing() {
+        assert_eq!(
+            canon("ct_state=0x21 actions=drop"),
+            "ct_state=new|trk actions=drop"
+        );
+        assert_eq!(
+            canon("ct_state=0/0xff actions=drop"),
+            "ct_state=0 actions=drop"
+        );
+        assert_eq!(
+            canon("tcp,tcp_flags=0x002 actions=drop"),
+            "tcp,tcp_flags=syn actions=drop"
+        );
+        assert_eq!(
+            canon("tcp,tcp_flags=0x002/0xe02 actions=drop"),
+            "tcp,tcp_flags=+syn-[200]-[400]-[800] actions=drop"
+        );
+        assert_eq!(
+            canon("ip,nw_frag=not_later actions=drop"),
+            "ip,nw_frag=not_later actions=drop"
+        );
+    }
+
+    #[test]
+    fn action_printing() {
+        assert_eq!(
+            canon("actions=output:1,in_port,normal,flood,all,local,controller,controller:100,controller(reason=no_match,max_len=200,id=3)"),
+            "actions=output:1,IN_PORT,NORMAL,FLOOD,ALL,LOCAL,CONTROLLER:65535,CONTROLLER:100,controller(reason=no_match,max_len=200,id=3)"
+        );
+        assert_eq!(
+            canon("tcp actions=mod_tp_dst:80,mod_nw_src:1.2.3.4,mod_dl_dst:AA:bb:cc:dd:ee:ff,set_tunnel:5"),
+            "tcp actions=set_field:80->tcp_dst,set_field:1.2.3.4->ip_src,set_field:aa:bb:cc:dd:ee:ff->eth_dst,set_field:0x5->tun_id"
+        );
+        assert_eq!(
+            canon("actions=set_field:0x1/0x1->reg0,set_field:0xf0/0xf0->reg2,load:0->reg1[],load:5->xreg1[0..3]"),
+            "actions=load:0x1->NXM_NX_REG0[0],load:0xf->NXM_NX_REG2[4..7],load:0->NXM_NX_REG1[],load:0x5->OXM_OF_PKT_REG1[0..3]"
+        );
+        assert_eq!(
+            canon("actions=move:reg0->reg1,move:metadata[0..7]->reg0[0..7],output:reg1"),
+            "actions=move:NXM_NX_REG0[]->NXM_NX_REG1[],move:OXM_OF_METADATA[0..7]->NXM_NX_REG0[0..7],output:NXM_NX_REG1[]"
+        );
+        assert_eq!(
+            canon("actions=mod_vlan_vid:5"),
+            "actions=push_vlan:0x8100,set_field:4101->vlan_vid"
+        );
+        assert_eq!(
+            canon("vlan_tci=0x1000/0x1000 actions=mod_vlan_pcp:3,strip_vlan"),
+            "vlan_tci=0x1000/0x1000 actions=set_field:3->vlan_pcp,pop_vlan"
+        );
+        assert_eq!(
+            canon("ip actions=mod_nw_tos:8,mod_nw_ecn:1,dec_ttl"),
+            "ip actions=set_field:2->ip_dscp,set_field:1->nw_ecn,dec_ttl"
+        );
+        assert_eq!(
+            canon("actions=resubmit(,20),resubmit(5,20),resubmit(5),resubmit(in_port,3),resubmit(LOCAL,3),group:5,goto_table:9"),
+            "actions=resubmit(,20),resubmit(5,20),resubmit:5,resubmit(,3),resubmit(LOCAL,3),group:5,goto_table:9"
+        );
+        assert_eq!(
+            canon("actions=note:00.01.02,note:01020304050607"),
+            "actions=note:00.01.02.00.00.00,note:01.02.03.04.05.06.07.00.00.00.00.00.00.00"
+        );
+    }
+
+    #[test]
+    fn ct_printing() {
+        assert_eq!(
+            canon("tcp actions=ct(nat(src=1.2.3.4,hash,persistent),exec(set_field:1->ct_mark),alg=ftp,zone=5,table=3,force,commit)"),
+            "tcp actions=ct(commit,force,table=3,zone=5,nat(src=1.2.3.4,persistent,hash),exec(set_field:0x1->ct_mark),alg=ftp)"
+        );
+        assert_eq!(canon("ip actions=ct(zone=0)"), "ip actions=ct()");
+        assert_eq!(
+            canon("ip actions=ct(commit,nat(src=1.1.1.1-1.1.1.1:5-5))"),
+            "ip actions=ct(commit,nat(src=1.1.1.1:5))"
+        );
+        assert_eq!(
+            canon("ipv6 actions=ct(commit,nat(src=[2001:db8::1]-[2001:db8::5]:80),exec(set_field:0x1/0xff->ct_label))"),
+            "ipv6 actions=ct(commit,nat(src=[2001:db8::1]-[2001:db8::5]:80),exec(load:0x1->NXM_NX_CT_LABEL[0..7]))"
+        );
+        assert_eq!(
+            canon("ip actions=ct(table=5,zone=NXM_NX_REG5[0..15]),ct_clear"),
+            "ip actions=ct(table=5,zone=NXM_NX_REG5[0..15]),ct_clear"
+        );
+    }
 }
