@@ -13,7 +13,7 @@
 use control::flow::ast::{Action, FlowAttrs, FlowSpec, Match, OutputPort, Subfield};
 use control::flow::field::Field;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use dataplane::execute::testutil::{mini_extract, tcp4_frame};
+use dataplane::execute::testutil::{extract_at_port, tcp4_frame};
 use dataplane::execute::{execute, PacketBuf};
 use dataplane::flowtable::{Pipeline, Rule};
 use dataplane::xlate::{xlate, XlateCtx, XlateOutput};
@@ -115,7 +115,7 @@ fn bench(c: &mut Criterion) {
     let p = pipeline(300);
     let small = pipeline(0);
     let frame = tcp4_frame([10, 0, 0, 5], [192, 168, 111, 223], 40000, 22, 0);
-    let (key, layout) = mini_extract(&frame, 3).expect("frame parses");
+    let (key, layout) = extract_at_port(&frame, 3).expect("frame parses");
     let ports = [1, 2, 3, 4, 5, 6, 7, 8];
     let ctx = XlateCtx {
         pipeline: &p,

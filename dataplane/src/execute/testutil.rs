@@ -1,139 +1,20 @@
-//! Frame builders and a minimal key extractor for tests and benchmarks.
-//!
-//! The real extractor is [`crate::packet::extract`]; this one knows just enough (Ethernet, up
-//! to two tags, IPv4 without options beyond IHL, IPv6 without extension headers, ARP, TCP,
-//! UDP, ICMP, ICMPv6 ND) to build keys for the frames the tests make, and to re-read a frame
-//! after execution and compare it with the key translation predicted.
+//! Frame builders for tests and benchmarks, and a shorthand for extracting a frame's key on a
+//! given ingress port (to re-read a frame after execution and compare it with the key
+//! translation predicted).
 
 use crate::key::FlowKey;
 use crate::packet::Layout;
-use control::flow::field::{nw_frag, Field, VLAN_PRESENT};
+use control::flow::field::{nw_frag, Field};
 use smoltcp::wire::{
     IpAddress, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, TcpPacket, UdpPacket,
 };
 
-fn mac_u(b: &[u8]) -> u128 {
-    b.iter().fold(0u128, |a, &x| (a << 8) | u128::from(x))
-}
-
-fn be16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
-}
-
-/// Extract a key and layout from `frame` (see the module doc for what is understood).
-pub fn mini_extract(frame: &[u8], in_port: u32) -> Option<(FlowKey, Layout)> {
+/// The key and layout of `frame` as the real extractor sees it, arriving on `in_port`.
+pub fn extract_at_port(frame: &[u8], in_port: u32) -> Option<(FlowKey, Layout)> {
     let mut k = FlowKey::zero();
     k.set(Field::InPort, u128::from(in_port));
-    let mut lay = Layout {
-        n_vlans: 0,
-        l3: Layout::NONE,
-        l4: Layout::NONE,
-    };
-    k.set(Field::EthDst, mac_u(frame.get(0..6)?));
-    k.set(Field::EthSrc, mac_u(frame.get(6..12)?));
-    let mut off = 12;
-    let mut et = be16(frame, off)?;
-    while (et == 0x8100 || et == 0x88a8) && lay.n_vlans < 8 {
-        if lay.n_vlans == 0 {
-            k.set(
-                Field::VlanTci,
-                u128::from(be16(frame, off + 2)? | VLAN_PRESENT),
-            );
-        }
-        lay.n_vlans += 1;
-        off += 4;
-        et = be16(frame, off)?;
-    }
-    k.set(Field::EthType, u128::from(et));
-    let l3 = off + 2;
-    lay.l3 = l3 as u16;
-    let d = frame;
-    let mut l4 = None;
-    let proto;
-    match et {
-        0x0800 => {
-            let ihl = usize::from(d.get(l3)? & 0x0f) * 4;
-            let tos = *d.get(l3 + 1)?;
-            let fo = be16(d, l3 + 6)?;
-            proto = *d.get(l3 + 9)?;
-            k.set(Field::IpDscp, u128::from(tos >> 2));
-            k.set(Field::IpEcn, u128::from(tos & 3));
-            k.set(Field::IpTtl, u128::from(*d.get(l3 + 8)?));
-            k.set(Field::IpProto, u128::from(proto));
-            k.set(Field::Ipv4Src, mac_u(d.get(l3 + 12..l3 + 16)?));
-            k.set(Field::Ipv4Dst, mac_u(d.get(l3 + 16..l3 + 20)?));
-            let mut frag = 0;
-            if fo & 0x3fff != 0 {
-                frag |= nw_frag::ANY;
-            }
-            if fo & 0x1fff != 0 {
-                frag |= nw_frag::LATER;
-            } else {
-                l4 = Some(l3 + ihl);
-            }
-            k.set(Field::IpFrag, u128::from(frag));
-        }
-        0x86dd => {
-            let w0 = u32::from_be_bytes(d.get(l3..l3 + 4)?.try_into().ok()?);
-            proto = *d.get(l3 + 6)?;
-            let tc = (w0 >> 20) as u8;
-            k.set(Field::IpDscp, u128::from(tc >> 2));
-            k.set(Field::IpEcn, u128::from(tc & 3));
-            k.set(Field::Ipv6Label, u128::from(w0 & 0xfffff));
-            k.set(Field::IpTtl, u128::from(*d.get(l3 + 7)?));
-            k.set(Field::IpProto, u128::from(proto));
-            k.set(Field::Ipv6Src, mac_u(d.get(l3 + 8..l3 + 24)?));
-            k.set(Field::Ipv6Dst, mac_u(d.get(l3 + 24..l3 + 40)?));
-            l4 = Some(l3 + 40);
-        }
-        0x0806 | 0x8035 => {
-            proto = 0;
-            k.set(Field::ArpOp, u128::from(be16(d, l3 + 6)?));
-            k.set(Field::ArpSha, mac_u(d.get(l3 + 8..l3 + 14)?));
-            k.set(Field::ArpSpa, mac_u(d.get(l3 + 14..l3 + 18)?));
-            k.set(Field::ArpTha, mac_u(d.get(l3 + 18..l3 + 24)?));
-            k.set(Field::ArpTpa, mac_u(d.get(l3 + 24..l3 + 28)?));
-        }
-        _ => {
-            lay.l3 = Layout::NONE;
-            return Some((k, lay));
-        }
-    }
-    let Some(l4) = l4 else {
-        return Some((k, lay));
-    };
-    lay.l4 = l4 as u16;
-    match proto {
-        6 | 17 | 132 => {
-            k.set(Field::TcpSrc, u128::from(be16(d, l4)?));
-            k.set(Field::TcpDst, u128::from(be16(d, l4 + 2)?));
-            if proto == 6 {
-                k.set(Field::TcpFlags, u128::from(be16(d, l4 + 12)? & 0x0fff));
-            }
-        }
-        1 | 58 => {
-            let ty = *d.get(l4)?;
-            k.set(Field::IcmpType, u128::from(ty));
-            k.set(Field::IcmpCode, u128::from(*d.get(l4 + 1)?));
-            if proto == 58 && (ty == 135 || ty == 136) {
-                k.set(Field::NdTarget, mac_u(d.get(l4 + 8..l4 + 24)?));
-                let mut o = l4 + 24;
-                while let (Some(&t), Some(&len)) = (d.get(o), d.get(o + 1)) {
-                    if len == 0 {
-                        break;
-                    }
-                    if t == 1 {
-                        k.set(Field::NdSll, mac_u(d.get(o + 2..o + 8)?));
-                    } else if t == 2 {
-                        k.set(Field::NdTll, mac_u(d.get(o + 2..o + 8)?));
-                    }
-                    o += usize::from(len) * 8;
-                }
-            }
-        }
-        _ => {}
-    }
-    Some((k, lay))
+    let layout = crate::packet::extract(frame, &mut k).ok()?;
+    Some((k, layout))
 }
 
 /// Ethernet header + `payload`, with an optional 802.1Q tag.
@@ -273,7 +154,7 @@ pub fn tcp4_frame(
 /// Check every checksum of a frame with smoltcp (IPv4 header, TCP/UDP/ICMP/ICMPv6). Returns a
 /// description of the first failure.
 pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
-    let (k, lay) = mini_extract(frame, 0).ok_or("unparsable")?;
+    let (k, lay) = extract_at_port(frame, 0).ok_or("unparsable")?;
     if lay.l3 == Layout::NONE {
         return Ok(());
     }

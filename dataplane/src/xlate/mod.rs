@@ -80,6 +80,9 @@ use std::sync::Arc;
 pub const MAX_DEPTH: u32 = 64;
 /// Most table lookups for one packet, all depths together.
 pub const MAX_LOOKUPS: u32 = 4096;
+/// Tags `push_vlan` may add over an already tagged key (two tags in all: what the extractor
+/// parses).
+pub const MAX_EXTRA_VLANS: usize = 1;
 /// Most datapath actions for one packet.
 pub const MAX_DP_ACTIONS: usize = 1024;
 /// First reserved OpenFlow port number (OpenFlow 1.3 `OFPP_MAX` + 1).
@@ -620,8 +623,9 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             return;
         }
         // Already tagged: the key holds only the outer tag, so make the frame catch up now and
-        // remember the inner TCI for a later pop.
-        if usize::from(self.n_vlan_saved) >= self.vlan_saved.len() {
+        // remember the inner TCI for a later pop. At most two tags, like the extractor and OVS's
+        // flow key: behind a third one the L3 headers would be invisible to every later lookup.
+        if usize::from(self.n_vlan_saved) >= MAX_EXTRA_VLANS {
             return self.fail(DropReason::Unsupported, depth);
         }
         self.commit();
