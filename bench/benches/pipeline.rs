@@ -10,7 +10,7 @@
 //! `xlate` is the slow path only (what a cache miss costs), `execute` the per-packet work
 //! behind a cache hit, `xlate+execute` both.
 
-use control::flow::ast::{Action, FlowAttrs, FlowSpec, Match, OutputPort, Subfield};
+use control::flow::ast::{Action, FlowSpec, Match, OutputPort, Subfield};
 use control::flow::field::Field;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dataplane::execute::testutil::{extract_at_port, tcp4_frame};
@@ -23,15 +23,7 @@ fn flow(table: u8, priority: u16, m: &[(Field, u128, u128)], actions: Vec<Action
     for &(f, v, mask) in m {
         matches.set(f, v, mask);
     }
-    FlowSpec {
-        attrs: FlowAttrs {
-            table,
-            priority,
-            ..FlowAttrs::default()
-        },
-        matches,
-        actions: Some(actions),
-    }
+    FlowSpec::new(table, priority, matches, actions)
 }
 
 fn set(field: Field, value: u128) -> Action {

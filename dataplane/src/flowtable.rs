@@ -431,6 +431,14 @@ impl PipelineEdit {
         Arc::make_mut(&mut self.next.tables[id])
     }
 
+    /// The rules of table `id` that `sel` selects (owned, so the table can then be edited).
+    fn selected(&self, sel: &Selector, id: usize) -> Vec<Arc<Rule>> {
+        sel.select(&self.next.tables[id])
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
     /// Insert `rule`, replacing a rule with the same match and priority in the same table
     /// (`rule.attrs.table`, modulo 255: use [`PipelineEdit::add`] for validation).
     /// Returns the replaced rule.
@@ -471,11 +479,7 @@ impl PipelineEdit {
         let actions = spec.actions.clone().unwrap_or_default();
         let mut n = 0;
         for t in table_ids(table) {
-            let chosen: Vec<Arc<Rule>> = sel
-                .select(&self.next.tables[t])
-                .into_iter()
-                .cloned()
-                .collect();
+            let chosen = self.selected(&sel, t);
             if chosen.is_empty() {
                 continue;
             }
@@ -502,11 +506,7 @@ impl PipelineEdit {
         let sel = Selector::new(filter, strict, true);
         let mut out = Vec::new();
         for t in table_ids(table) {
-            let chosen: Vec<Arc<Rule>> = sel
-                .select(&self.next.tables[t])
-                .into_iter()
-                .cloned()
-                .collect();
+            let chosen = self.selected(&sel, t);
             if chosen.is_empty() {
                 continue;
             }
@@ -558,19 +558,7 @@ mod tests {
     use control::flow::field::Field;
 
     fn spec(table: u8, priority: u16, fields: &[(Field, u128)], actions: Vec<Action>) -> FlowSpec {
-        let mut m = Match::new();
-        for &(f, v) in fields {
-            assert!(m.set_exact(f, v));
-        }
-        FlowSpec {
-            attrs: FlowAttrs {
-                table,
-                priority,
-                ..FlowAttrs::default()
-            },
-            matches: m,
-            actions: Some(actions),
-        }
+        FlowSpec::new(table, priority, fields.iter().copied().collect(), actions)
     }
 
     fn out(p: u32) -> Vec<Action> {

@@ -150,6 +150,17 @@ impl Match {
     }
 }
 
+impl FromIterator<(Field, u128)> for Match {
+    /// A match pinning each field to a value exactly (a later duplicate must agree).
+    fn from_iter<I: IntoIterator<Item = (Field, u128)>>(fields: I) -> Self {
+        let mut m = Match::new();
+        for (f, v) in fields {
+            m.set_exact(f, v);
+        }
+        m
+    }
+}
+
 /// A bit range of a field: `NXM_NX_REG3[0..15]`, `eth_dst[]`, `tp_src[5]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subfield {
@@ -356,6 +367,21 @@ impl Default for FlowAttrs {
             send_flow_rem: false,
             check_overlap: false,
             out_port: None,
+        }
+    }
+}
+
+impl FlowSpec {
+    /// A flow in `table` at `priority`, other attributes at their defaults.
+    pub fn new(table: u8, priority: u16, matches: Match, actions: Vec<Action>) -> FlowSpec {
+        FlowSpec {
+            attrs: FlowAttrs {
+                table,
+                priority,
+                ..FlowAttrs::default()
+            },
+            matches,
+            actions: Some(actions),
         }
     }
 }

@@ -2,7 +2,7 @@ use super::testutil::*;
 use super::*;
 use crate::flowtable::Pipeline;
 use crate::xlate::{xlate, DropReason, XlateCtx, XlateOutput};
-use control::flow::ast::{Action, FlowAttrs, FlowSpec, Match, OutputPort, Subfield};
+use control::flow::ast::{Action, FlowSpec, Match, OutputPort, Subfield};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, EthernetFrame, IpAddress, Ipv4Address, Ipv4Packet, Ipv6Address,
     Ipv6Packet, TcpPacket, UdpPacket,
@@ -392,23 +392,11 @@ fn later_fragments_get_no_l4_rewrite() {
 // The seed's three scenarios (host5 dump-flows of /work/shared/seeds/000_315d3c4e9c3d5728.txt).
 
 fn flow(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> FlowSpec {
-    FlowSpec {
-        attrs: FlowAttrs {
-            table,
-            priority,
-            ..FlowAttrs::default()
-        },
-        matches: m,
-        actions: Some(actions),
-    }
+    FlowSpec::new(table, priority, m, actions)
 }
 
 fn matches(fields: &[(Field, u128)]) -> Match {
-    let mut m = Match::new();
-    for &(f, v) in fields {
-        m.set_exact(f, v);
-    }
-    m
+    fields.iter().copied().collect()
 }
 
 fn build(specs: &[FlowSpec]) -> Pipeline {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::flowtable::Rule;
-use control::flow::ast::{ControllerAction, FlowAttrs, FlowSpec, Match};
+use control::flow::ast::{ControllerAction, FlowSpec, Match};
 
 pub(crate) fn spec(
     table: u8,
@@ -8,19 +8,7 @@ pub(crate) fn spec(
     m: &[(Field, u128)],
     actions: Vec<Action>,
 ) -> FlowSpec {
-    let mut matches = Match::new();
-    for &(f, v) in m {
-        assert!(matches.set_exact(f, v));
-    }
-    FlowSpec {
-        attrs: FlowAttrs {
-            table,
-            priority,
-            ..FlowAttrs::default()
-        },
-        matches,
-        actions: Some(actions),
-    }
+    FlowSpec::new(table, priority, m.iter().copied().collect(), actions)
 }
 
 pub(crate) fn pipeline(specs: &[FlowSpec]) -> Pipeline {
