@@ -9,4 +9,5 @@ pub mod execute;
 pub mod flowtable;
 pub mod key;
 pub mod packet;
+pub mod port;
 pub mod xlate;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 /// A bridge. Its pipeline is replaced whole on every change.
 pub struct Bridge {
     name: String,
-    pipeline: ArcSwap<Pipeline>,
+    /// Shared with the datapath's workers, which load it at their quiet points.
+    pipeline: Arc<ArcSwap<Pipeline>>,
 }
 
 impl Bridge {
@@ -15,7 +16,7 @@ impl Bridge {
     pub fn new(name: &str) -> Bridge {
         Bridge {
             name: name.to_string(),
-            pipeline: ArcSwap::from_pointee(Pipeline::default()),
+            pipeline: Arc::new(ArcSwap::from_pointee(Pipeline::default())),
         }
     }
 
@@ -27,6 +28,11 @@ impl Bridge {
     /// The pipeline version currently published (what a worker would pick up now).
     pub fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.load_full()
+    }
+
+    /// The handle workers read the pipeline through.
+    pub fn pipeline_handle(&self) -> Arc<ArcSwap<Pipeline>> {
+        self.pipeline.clone()
     }
 
     /// Publish a new version. Callers serialize edits (see the module doc of `daemon`).

@@ -1,0 +1,167 @@
+//! Ports: the narrow interface between the switch and whatever moves frames.
+//!
+//! A port is opened on an interface and yields one [`PortQueue`] per active RX queue of that
+//! interface. Each queue is owned by exactly one worker, which does both receive and transmit
+//! on it (an AF_XDP socket is bound to one queue and is not shared between threads); frames
+//! another worker wants to send through it cross over a lock-free queue to the owner.
+//!
+//! Kinds:
+//! * `afxdp` — AF_XDP sockets (copy or zero-copy, native or generic XDP), the fast path. All
+//!   `unsafe` of the project lives in its module.
+//! * `afpacket` — a raw `AF_PACKET` socket with `PACKET_IGNORE_OUTGOING`, the fallback when
+//!   AF_XDP cannot be had.
+//! * `memory` — an in-process port for tests and benchmarks.
+//!
+//! The queue interface copies frames in and out of the caller's buffers. On veth AF_XDP runs in
+//! copy mode anyway (the kernel copies into the UMEM), and a second copy of a small frame costs
+//! a few nanoseconds against the ~1.3 µs of kernel work per packet measured for copy-mode I/O
+//! (`shared/notes/afxdp-on-veth.md`); in exchange, packet buffers never alias socket memory and
+//! a port can be swapped without touching the workers.
+
+use crate::execute::PacketBuf;
+use serde::{Deserialize, Serialize};
+
+/// Which implementation a port uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// AF_XDP socket.
+    Afxdp,
+    /// AF_PACKET raw socket.
+    Afpacket,
+    /// In-process (tests, benchmarks).
+    Memory,
+}
+
+impl PortKind {
+    /// Lower-case name as shown by `swctl show`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortKind::Afxdp => "afxdp",
+            PortKind::Afpacket => "afpacket",
+            PortKind::Memory => "memory",
+        }
+    }
+}
+
+/// What `swctl add-port --type` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRequest {
+    /// AF_XDP if it can be had, else AF_PACKET (the reason is logged).
+    Auto,
+    /// AF_XDP or fail.
+    Afxdp,
+    /// AF_PACKET or fail.
+    Afpacket,
+}
+
+/// How the port was actually set up, for `swctl show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// Interface name.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Kind obtained.
+    pub kind: PortKind,
+    /// For AF_XDP: "native" or "generic" XDP attach, and "copy" or "zero-copy"
+    /// (e.g. "native, copy"); empty for other kinds.
+    pub mode: String,
+    /// Number of queues served.
+    pub queues: u32,
+    /// Interface MTU.
+    pub mtu: u32,
+    /// Interface MAC address.
+    pub mac: [u8; 6],
+}
+
+/// Per-queue I/O counters, kept by the queue itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames handed to the kernel/peer for transmission.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Frames dropped on receive because they did not fit a buffer.
+    pub rx_oversize: u64,
+    /// Frames dropped on transmit because the TX ring or buffers were full.
+    pub tx_ring_full: u64,
+    /// Frames dropped on transmit because they exceed the port's frame size.
+    pub tx_oversize: u64,
+    /// Receive or transmit system-call errors.
+    pub io_errors: u64,
+}
+
+/// Why a port or queue failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// No such interface.
+    #[error("no interface named {0}")]
+    NoSuchInterface(String),
+    /// The requested kind cannot be set up on this interface (reason given).
+    #[error("cannot open {iface} as {kind}: {reason}")]
+    Unavailable {
+        /// Interface.
+        iface: String,
+        /// Kind tried.
+        kind: &'static str,
+        /// Why, in words an operator can act on.
+        reason: String,
+    },
+    /// The interface went away while the port was open.
+    #[error("interface {0} disappeared")]
+    Gone(String),
+    /// Other I/O failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// One queue of an open port: the only thing a worker touches on the packet path.
+///
+/// Contract: `recv` and `send` never block and never allocate on the steady-state path; errors
+/// are counted in [`QueueCounters`] and the call returns what it managed. Implementations fix
+/// their backend's quirks inside (e.g. AF_XDP copy mode sends at most 32 descriptors per
+/// kernel wake-up: `send` submits ≤ 32 per kick and `poll` keeps kicking while completions are
+/// outstanding; the fill ring is kept stocked even on a mostly-TX queue).
+pub trait PortQueue: Send {
+    /// Receive up to `bufs.len()` frames, copying each into the next buffer (via
+    /// `PacketBuf::reset`). Returns how many buffers were filled.
+    fn recv(&mut self, bufs: &mut [PacketBuf]) -> usize;
+
+    /// Queue `frames` for transmission. Returns how many were accepted; the rest were dropped
+    /// and counted (`tx_ring_full`, `tx_oversize`).
+    fn send(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// Make progress without new work: reap TX completions, wake the kernel if transmissions
+    /// are pending, restock the fill ring. Called once per worker loop iteration. Returns
+    /// `Err(PortError::Gone)` once the interface has disappeared.
+    fn poll(&mut self) -> Result<(), PortError>;
+
+    /// True if there is TX work in flight (the worker must not sleep while it is).
+    fn tx_pending(&self) -> bool;
+
+    /// A file descriptor that becomes readable when frames arrive, for the `sleep` idle
+    /// policy (`poll(2)` on it); `None` if the queue cannot be waited on.
+    fn rx_fd(&self) -> Option<i32>;
+
+    /// Counters so far.
+    fn counters(&self) -> QueueCounters;
+}
+
+/// An opened port: its description and its queues (one per active RX queue).
+pub struct OpenedPort {
+    /// How it was set up.
+    pub info: PortInfo,
+    /// Queues, to be distributed over workers.
+    pub queues: Vec<Box<dyn PortQueue>>,
+}
