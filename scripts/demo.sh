@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/vswitchd" --socket "$SOCK" --log-level warn &
+"$BIN/vswitchd" --socket "$SOCK" --db "$WORK/conf.db" --log-level warn &
 PID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 sw() { echo "+ swctl $*" >&2; "$BIN/swctl" --socket "$SOCK" "$@"; }

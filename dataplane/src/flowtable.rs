@@ -88,6 +88,15 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The flow as the language describes it (for printing and saving).
+    pub fn spec(&self) -> FlowSpec {
+        FlowSpec {
+            attrs: self.attrs.clone(),
+            matches: self.matches.clone(),
+            actions: Some(self.actions.clone()),
+        }
+    }
+
     /// Build a rule from a parsed flow (actions default to drop).
     pub fn from_spec(spec: &FlowSpec, now_ms: u64) -> Rule {
         Rule {

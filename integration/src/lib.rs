@@ -86,23 +86,51 @@ impl Daemon {
         let dir = TempDir::new(&format!("swtest-{test}"));
         let socket = dir.path().join("vswitchd.sock");
         let log = dir.path().join("vswitchd.log");
-        let child = Command::new(bin_dir().join("vswitchd"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--log-level")
-            .arg("debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("starting vswitchd");
         let mut d = Daemon {
-            child: Some(child),
+            child: None,
             socket,
             log,
             _dir: dir,
         };
+        d.spawn();
         d.wait_ready();
         d
+    }
+
+    /// The configuration database this daemon uses.
+    pub fn db(&self) -> PathBuf {
+        self._dir.path().join("conf.db")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(bin_dir().join("vswitchd"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--db")
+            .arg(self.db())
+            .arg("--log-level")
+            .arg("debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting vswitchd");
+        self.child = Some(child);
+    }
+
+    /// Kill the daemon with SIGKILL (no chance to clean up), then start a new one on the same
+    /// socket and database.
+    pub fn sigkill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "KILL");
+            let _ = child.wait();
+        }
+        self.spawn();
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {

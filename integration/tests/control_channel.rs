@@ -21,6 +21,7 @@ fn second_daemon_on_same_socket_is_refused() {
     let out = std::process::Command::new(integration::bin_dir().join("vswitchd"))
         .arg("--socket")
         .arg(d.socket())
+        .arg("--no-db")
         .output()
         .expect("run second vswitchd");
     assert!(!out.status.success());
@@ -40,6 +41,7 @@ fn stale_socket_from_a_crash_is_replaced() {
     let mut child = std::process::Command::new(integration::bin_dir().join("vswitchd"))
         .arg("--socket")
         .arg(&path)
+        .arg("--no-db")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start vswitchd");

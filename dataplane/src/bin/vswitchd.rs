@@ -15,6 +15,13 @@ struct Args {
     /// Path of the control socket (created mode 0600: root only).
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Configuration database (bridges, ports, flows), restored at start and written
+    /// atomically after every change.
+    #[arg(long, default_value = "/var/lib/vswitchd/conf.db")]
+    db: PathBuf,
+    /// Run without a configuration database: nothing is restored or saved.
+    #[arg(long, conflicts_with = "db")]
+    no_db: bool,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive such as
     /// "dataplane=debug"); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
@@ -41,10 +48,14 @@ fn run(args: Args) -> Result<()> {
     // Register signal handlers before anything else so a SIGTERM during start-up still
     // removes the socket.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let switch = Arc::new(if args.no_db {
+        Switch::new()
+    } else {
+        Switch::open(&args.db)?
+    });
     let listener = server::bind(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), pid = std::process::id(), "vswitchd listening");
 
-    let switch = Arc::new(Switch::new());
     std::thread::Builder::new()
         .name("ctl-accept".into())
         .spawn({

@@ -4,15 +4,17 @@
 //! returns an error and leaves the running configuration untouched.
 
 use super::bridge::Bridge;
+use super::db::{self, DbError};
 use super::trace::trace_packet;
 use crate::flowtable::{FlowModError, Pipeline, Rule};
 use control::flow::ast::{Action, FlowSpec};
 use control::flow::filter::{all_flows, parse_filter, Filter};
-use control::flow::{format_dump_line, parse_flow, DumpStats, FlowError, ParseMode};
+use control::flow::{format_dump_line, format_flow, parse_flow, DumpStats, FlowError, ParseMode};
 use control::protocol::{
     BridgeInfo, Command, ErrorKind, ErrorReply, FlowDump, Reply, ShowInfo, TableInfo,
 };
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,18 +27,129 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The whole switch: its bridges.
+/// The whole switch: its bridges, and where its configuration is kept.
 #[derive(Default)]
 pub struct Switch {
     bridges: Mutex<BTreeMap<String, Arc<Bridge>>>,
+    /// The configuration database; `None` runs without persistence (tests, `trace` demos).
+    db: Option<PathBuf>,
+}
+
+/// Why the saved configuration could not be restored at start.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The file itself.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The file parsed, but a bridge or flow in it is not acceptable.
+    #[error(
+        "configuration database {path}: bridge {bridge}: {message}; the file was left untouched"
+    )]
+    Content {
+        /// File.
+        path: PathBuf,
+        /// Bridge.
+        bridge: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 type Outcome = Result<Reply, ErrorReply>;
 
 impl Switch {
-    /// An empty switch.
+    /// An empty switch without persistence.
     pub fn new() -> Switch {
         Switch::default()
+    }
+
+    /// A switch that keeps its configuration in `db`, restored from it now if the file exists.
+    pub fn open(db: &Path) -> Result<Switch, RestoreError> {
+        let switch = Switch {
+            bridges: Mutex::default(),
+            db: Some(db.to_path_buf()),
+        };
+        let Some(config) = db::load(db)? else {
+            tracing::info!(db = %db.display(), "no configuration database yet; starting empty");
+            return Ok(switch);
+        };
+        let content = |bridge: &str, message: String| RestoreError::Content {
+            path: db.to_path_buf(),
+            bridge: bridge.to_string(),
+            message,
+        };
+        let mut n_flows = 0;
+        {
+            let mut bridges = switch.lock();
+            for bc in &config.bridges {
+                validate_bridge_name(&bc.name).map_err(|e| content(&bc.name, e.message))?;
+                let br = Bridge::new(&bc.name);
+                let mut edit = br.pipeline().edit();
+                let now = now_ms();
+                for (i, line) in bc.flows.iter().enumerate() {
+                    let spec = parse_flow(line, ParseMode::Add)
+                        .map_err(|e| content(&bc.name, format!("flow {}: {e}", i + 1)))?;
+                    edit.add(&spec, now)
+                        .map_err(|e| content(&bc.name, format!("flow {}: {e}", i + 1)))?;
+                    n_flows += 1;
+                }
+                br.publish(edit.finish());
+                bridges.insert(bc.name.clone(), Arc::new(br));
+            }
+        }
+        tracing::info!(
+            db = %db.display(),
+            bridges = config.bridges.len(),
+            flows = n_flows,
+            "configuration restored"
+        );
+        Ok(switch)
+    }
+
+    /// Save the configuration `bridges` describes — with `pending` standing in for the named
+    /// bridge's pipeline, so a change is on disk before it is published. Without a database
+    /// this does nothing.
+    fn persist(
+        &self,
+        bridges: &BTreeMap<String, Arc<Bridge>>,
+        pending: Option<(&str, &Pipeline)>,
+    ) -> Result<(), ErrorReply> {
+        let Some(path) = &self.db else {
+            return Ok(());
+        };
+        let everything = all_flows();
+        let config = db::Config {
+            format: db::FORMAT,
+            bridges: bridges
+                .values()
+                .map(|br| {
+                    let current;
+                    let pipeline = match pending {
+                        Some((name, p)) if name == br.name() => p,
+                        _ => {
+                            current = br.pipeline();
+                            &*current
+                        }
+                    };
+                    db::BridgeConfig {
+                        name: br.name().to_string(),
+                        ports: Vec::new(),
+                        flows: pipeline
+                            .dump(&everything.spec, None)
+                            .iter()
+                            .map(|r| format_flow(&r.spec()))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        };
+        db::save(path, &config).map_err(|e| {
+            tracing::error!("{e}");
+            ErrorReply::new(
+                ErrorKind::Internal,
+                format!("{e}; the change was not applied"),
+            )
+        })
     }
 
     /// The bridge called `name`.
@@ -97,14 +210,26 @@ impl Switch {
             ));
         }
         bridges.insert(name.to_string(), Arc::new(Bridge::new(name)));
+        if let Err(e) = self.persist(&bridges, None) {
+            bridges.remove(name);
+            return Err(e);
+        }
         tracing::info!(bridge = name, "bridge added");
         Ok(Reply::Done)
     }
 
     fn del_br(&self, name: &str, if_exists: bool) -> Outcome {
         let mut bridges = self.lock();
-        if bridges.remove(name).is_none() && !if_exists {
-            return Err(no_such_bridge(name));
+        let Some(removed) = bridges.remove(name) else {
+            return if if_exists {
+                Ok(Reply::Done)
+            } else {
+                Err(no_such_bridge(name))
+            };
+        };
+        if let Err(e) = self.persist(&bridges, None) {
+            bridges.insert(name.to_string(), removed);
+            return Err(e);
         }
         tracing::info!(bridge = name, "bridge deleted");
         Ok(Reply::Done)
@@ -147,6 +272,7 @@ impl Switch {
         }
         let next = edit.finish();
         let version = next.version();
+        self.persist(&bridges, Some((bridge, &next)))?;
         br.publish(next);
         tracing::info!(bridge, count = specs.len(), version, "flows added");
         Ok(Reply::FlowsChanged {
@@ -164,6 +290,7 @@ impl Switch {
         let count = edit.modify(&filter.spec, filter.table, strict);
         let next = edit.finish();
         let version = next.version();
+        self.persist(&bridges, Some((bridge, &next)))?;
         br.publish(next);
         tracing::info!(bridge, count, version, strict, "flows modified");
         Ok(Reply::FlowsChanged { count, version })
@@ -230,7 +357,11 @@ impl Switch {
                 );
             }
             total += expired.len();
-            br.publish(edit.finish());
+            let next = edit.finish();
+            // Expiry is not a command anyone waits for: publish even if the save fails (the
+            // error is logged); after a restart the flow would come back with a fresh timer.
+            let _ = self.persist(&bridges, Some((br.name(), &next)));
+            br.publish(next);
         }
         total
     }
@@ -314,11 +445,7 @@ fn check_executable(spec: &FlowSpec) -> Result<(), ErrorReply> {
 }
 
 fn flow_dump(rule: &Rule, now: u64) -> FlowDump {
-    let spec = FlowSpec {
-        attrs: rule.attrs.clone(),
-        matches: rule.matches.clone(),
-        actions: Some(rule.actions.clone()),
-    };
+    let spec = rule.spec();
     let n_packets = rule.stats.packets.load(Ordering::Relaxed);
     let n_bytes = rule.stats.bytes.load(Ordering::Relaxed);
     let last = rule

@@ -8,6 +8,7 @@
 //! packet sees either the old or the new table set, never a mix.
 
 pub mod bridge;
+pub mod db;
 pub mod handlers;
 pub mod server;
 pub mod trace;
