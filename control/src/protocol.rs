@@ -83,6 +83,41 @@ pub enum Command {
         /// Filter in flow syntax, without actions.
         filter: Option<String>,
     },
+    /// Attach an interface to a bridge as a port.
+    AddPort {
+        /// Bridge name.
+        bridge: String,
+        /// Interface name.
+        iface: String,
+        /// Port implementation wanted.
+        kind: PortType,
+        /// OpenFlow port number; the lowest free one when `None`.
+        ofport: Option<u32>,
+    },
+    /// Detach a port.
+    DelPort {
+        /// Bridge name.
+        bridge: String,
+        /// Interface name.
+        iface: String,
+    },
+    /// Port counters.
+    DumpPorts {
+        /// Bridge name.
+        bridge: String,
+        /// Only this port (interface name or ofport).
+        port: Option<String>,
+    },
+    /// The MAC learning table of the `normal` action.
+    FdbShow {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Per-worker packet and time accounting.
+    PmdStats {
+        /// Reset the counters after reading them.
+        clear: bool,
+    },
     /// Run a packet through the pipeline without sending it.
     Trace {
         /// Bridge name.
@@ -90,6 +125,39 @@ pub enum Command {
         /// The packet.
         packet: TracePacket,
     },
+}
+
+/// Port implementation asked for by `add-port --type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// AF_XDP if possible, else AF_PACKET (the reason is logged).
+    Auto,
+    /// AF_XDP or fail.
+    Afxdp,
+    /// AF_PACKET or fail.
+    Afpacket,
+}
+
+impl PortType {
+    /// Name as written on the command line and stored in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortType::Auto => "auto",
+            PortType::Afxdp => "afxdp",
+            PortType::Afpacket => "afpacket",
+        }
+    }
+
+    /// Parse a name written by [`PortType::name`].
+    pub fn from_name(s: &str) -> Option<PortType> {
+        match s {
+            "auto" => Some(PortType::Auto),
+            "afxdp" => Some(PortType::Afxdp),
+            "afpacket" => Some(PortType::Afpacket),
+            _ => None,
+        }
+    }
 }
 
 /// How a traced packet is described.
@@ -150,6 +218,100 @@ pub enum Reply {
     },
     /// Trace result.
     Trace(TraceReply),
+    /// A port was added.
+    PortAdded {
+        /// Its OpenFlow port number.
+        ofport: u32,
+        /// How it was set up.
+        port: PortShow,
+    },
+    /// Port counters.
+    Ports {
+        /// One entry per port, by ofport.
+        ports: Vec<PortDump>,
+    },
+    /// MAC learning table.
+    Fdb {
+        /// Entries.
+        entries: Vec<FdbDump>,
+    },
+    /// Worker accounting.
+    PmdStats {
+        /// One entry per worker.
+        workers: Vec<WorkerDump>,
+    },
+}
+
+/// A port in `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortShow {
+    /// Interface name.
+    pub name: String,
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Kind obtained (`afxdp`, `afpacket`), or the kind requested while the port is missing.
+    pub kind: String,
+    /// AF_XDP attach and copy mode (`native, copy`); empty otherwise.
+    pub mode: String,
+    /// Queues served.
+    pub queues: u32,
+    /// Interface MTU.
+    pub mtu: u32,
+    /// Interface MAC address.
+    pub mac: String,
+    /// `up`, or why the port is not forwarding (e.g. `missing: no interface named veth3`).
+    pub state: String,
+}
+
+/// Counters of one port in `dump-ports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortDump {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Interface name.
+    pub name: String,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames dropped, by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+/// One MAC learning entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FdbDump {
+    /// OpenFlow port the MAC was learned on.
+    pub port: u32,
+    /// VLAN id (0 = untagged).
+    pub vlan: u16,
+    /// MAC address.
+    pub mac: String,
+    /// Seconds since last seen.
+    pub age: u64,
+}
+
+/// One worker's accounting, like `ovs-appctl dpif-netdev/pmd-stats-show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerDump {
+    /// Worker index.
+    pub id: usize,
+    /// Packets processed.
+    pub packets: u64,
+    /// Fast-path cache hits.
+    pub cache_hits: u64,
+    /// Pipeline runs (cache misses).
+    pub cache_misses: u64,
+    /// Time spent on packets, nanoseconds.
+    pub busy_ns: u64,
+    /// Time spent polling empty queues or sleeping, nanoseconds.
+    pub idle_ns: u64,
+    /// Busy nanoseconds per packet.
+    pub busy_ns_per_packet: f64,
 }
 
 /// Description of the running switch.
@@ -157,6 +319,12 @@ pub enum Reply {
 pub struct ShowInfo {
     /// Daemon version.
     pub daemon_version: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Idle policy of the workers (`busy` or `sleep`).
+    pub idle: String,
+    /// Configuration database, or `None` when running without one.
+    pub db: Option<String>,
     /// Bridges, sorted by name.
     pub bridges: Vec<BridgeInfo>,
 }
@@ -172,6 +340,8 @@ pub struct BridgeInfo {
     pub n_flows: usize,
     /// Tables that hold flows or saw lookups.
     pub tables: Vec<TableInfo>,
+    /// Ports, by ofport.
+    pub ports: Vec<PortShow>,
     /// Packets dropped by reason (table miss, resubmit loop, ...), nonzero only.
     pub drops: Vec<(String, u64)>,
 }
@@ -255,6 +425,12 @@ pub enum ErrorKind {
     Unsupported,
     /// A packet for `trace` could not be built.
     BadPacket,
+    /// No such port.
+    NoSuchPort,
+    /// The port, interface or ofport is already in use.
+    PortExists,
+    /// The interface cannot be opened as a port.
+    PortUnavailable,
     /// A bug: the daemon could not complete a valid request.
     Internal,
 }

@@ -7,7 +7,9 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
-use control::protocol::{Command, Reply, ShowInfo, TracePacket, DEFAULT_SOCKET};
+use control::protocol::{
+    Command, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, WorkerDump, DEFAULT_SOCKET,
+};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -107,6 +109,53 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Attach an interface to a bridge.
+    AddPort {
+        /// Bridge name.
+        bridge: String,
+        /// Interface name.
+        iface: String,
+        /// Port implementation: AF_XDP, AF_PACKET, or AF_XDP falling back to AF_PACKET.
+        #[arg(long = "type", value_enum, default_value = "auto")]
+        kind: KindArg,
+        /// OpenFlow port number (default: the lowest free one).
+        #[arg(long)]
+        ofport: Option<u32>,
+    },
+    /// Detach a port from a bridge.
+    DelPort {
+        /// Bridge name.
+        bridge: String,
+        /// Interface name.
+        iface: String,
+    },
+    /// Print port counters (rx/tx packets and bytes, drops by reason).
+    DumpPorts {
+        /// Bridge name.
+        bridge: String,
+        /// Only this port (interface name or ofport).
+        port: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the MAC learning table of the normal action.
+    FdbShow {
+        /// Bridge name.
+        bridge: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print per-worker packet and time accounting.
+    PmdStats {
+        /// Reset the counters after printing them.
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a packet through a bridge's pipeline without sending it.
     Trace {
         /// Bridge name.
@@ -121,6 +170,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Auto,
+    Afxdp,
+    Afpacket,
+}
+
+impl From<KindArg> for PortType {
+    fn from(k: KindArg) -> PortType {
+        match k {
+            KindArg::Auto => PortType::Auto,
+            KindArg::Afxdp => PortType::Afxdp,
+            KindArg::Afpacket => PortType::Afpacket,
+        }
+    }
 }
 
 fn main() {
@@ -227,6 +293,49 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::AddPort {
+            bridge,
+            iface,
+            kind,
+            ofport,
+        } => {
+            call(Command::AddPort {
+                bridge,
+                iface,
+                kind: kind.into(),
+                ofport,
+            })?;
+        }
+        Cmd::DelPort { bridge, iface } => {
+            call(Command::DelPort { bridge, iface })?;
+        }
+        Cmd::DumpPorts { bridge, port, json } => {
+            if let Reply::Ports { ports } = call(Command::DumpPorts { bridge, port })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&ports)?);
+                } else {
+                    print!("{}", render_ports(&ports));
+                }
+            }
+        }
+        Cmd::FdbShow { bridge, json } => {
+            if let Reply::Fdb { entries } = call(Command::FdbShow { bridge })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&entries)?);
+                } else {
+                    print!("{}", render_fdb(&entries));
+                }
+            }
+        }
+        Cmd::PmdStats { clear, json } => {
+            if let Reply::PmdStats { workers } = call(Command::PmdStats { clear })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&workers)?);
+                } else {
+                    print!("{}", render_pmd(&workers));
+                }
+            }
+        }
         Cmd::Trace {
             bridge,
             packet,
@@ -268,13 +377,41 @@ fn describe(e: ClientError) -> anyhow::Error {
 fn render_show(info: &ShowInfo) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "vswitchd {}", info.daemon_version);
+    let _ = writeln!(
+        s,
+        "vswitchd {}  ({} worker{}, idle {}, db {})",
+        info.daemon_version,
+        info.workers,
+        if info.workers == 1 { "" } else { "s" },
+        info.idle,
+        info.db.as_deref().unwrap_or("none")
+    );
     for b in &info.bridges {
         let _ = writeln!(
             s,
             "  Bridge {}  (pipeline version {}, {} flows)",
             b.name, b.version, b.n_flows
         );
+        for p in &b.ports {
+            let mode = if p.mode.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.mode)
+            };
+            let _ = writeln!(
+                s,
+                "    Port {} ofport {}: {}{}, {} queue{}, mtu {}, mac {}, {}",
+                p.name,
+                p.ofport,
+                p.kind,
+                mode,
+                p.queues,
+                if p.queues == 1 { "" } else { "s" },
+                p.mtu,
+                p.mac,
+                p.state
+            );
+        }
         for t in &b.tables {
             let _ = writeln!(
                 s,
@@ -285,6 +422,64 @@ fn render_show(info: &ShowInfo) -> String {
         for (reason, n) in &b.drops {
             let _ = writeln!(s, "    dropped {reason}: {n}");
         }
+    }
+    s
+}
+
+fn render_ports(ports: &[PortDump]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for p in ports {
+        let dropped: u64 = p.drops.values().sum();
+        let _ = writeln!(
+            s,
+            "  port {:>3} ({}): rx pkts={}, bytes={}, drop={}",
+            p.ofport, p.name, p.rx_packets, p.rx_bytes, dropped
+        );
+        let _ = writeln!(
+            s,
+            "           tx pkts={}, bytes={}",
+            p.tx_packets, p.tx_bytes
+        );
+        if !p.drops.is_empty() {
+            let reasons: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            let _ = writeln!(s, "           drops: {}", reasons.join(", "));
+        }
+    }
+    s
+}
+
+fn render_fdb(entries: &[FdbDump]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from(" port  VLAN  MAC                Age\n");
+    for e in entries {
+        let _ = writeln!(s, "{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, e.mac, e.age);
+    }
+    s
+}
+
+fn render_pmd(workers: &[WorkerDump]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for w in workers {
+        let total = (w.busy_ns + w.idle_ns).max(1) as f64;
+        let _ = writeln!(s, "pmd thread {}:", w.id);
+        let _ = writeln!(s, "  packets received: {}", w.packets);
+        let _ = writeln!(s, "  fast-path cache hits: {}", w.cache_hits);
+        let _ = writeln!(s, "  pipeline runs (cache misses): {}", w.cache_misses);
+        let _ = writeln!(
+            s,
+            "  idle time: {} ns ({:.1}%)",
+            w.idle_ns,
+            100.0 * w.idle_ns as f64 / total
+        );
+        let _ = writeln!(
+            s,
+            "  busy time: {} ns ({:.1}%)",
+            w.busy_ns,
+            100.0 * w.busy_ns as f64 / total
+        );
+        let _ = writeln!(s, "  busy ns per packet: {:.1}", w.busy_ns_per_packet);
     }
     s
 }

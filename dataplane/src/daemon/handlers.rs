@@ -188,6 +188,14 @@ impl Switch {
                 strict,
             } => self.del_flows(&bridge, filter.as_deref(), strict),
             Command::DumpFlows { bridge, filter } => self.dump_flows(&bridge, filter.as_deref()),
+            Command::AddPort { .. }
+            | Command::DelPort { .. }
+            | Command::DumpPorts { .. }
+            | Command::FdbShow { .. }
+            | Command::PmdStats { .. } => Err(ErrorReply::new(
+                ErrorKind::Unsupported,
+                "ports are not wired into this build yet",
+            )),
             Command::Trace { bridge, packet } => {
                 let br = self
                     .bridge(&bridge)
@@ -239,6 +247,9 @@ impl Switch {
         let bridges = self.lock();
         ShowInfo {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            workers: 0,
+            idle: "-".into(),
+            db: self.db.as_ref().map(|p| p.display().to_string()),
             bridges: bridges
                 .values()
                 .map(|b| bridge_info(b.name(), &b.pipeline()))
@@ -491,6 +502,7 @@ fn bridge_info(name: &str, p: &Pipeline) -> BridgeInfo {
         version: p.version(),
         n_flows: p.n_rules(),
         tables,
+        ports: Vec::new(),
         drops: Vec::new(),
     }
 }
