@@ -19,7 +19,7 @@ pub mod veth;
 pub mod vlan;
 
 pub use bridge::LinuxBridge;
-pub use cmd::{CmdOutput, Spawned};
+pub use cmd::{eventually, CmdOutput, Spawned};
 pub use names::Lab;
 pub use netns::Netns;
 pub use privilege::require_root;

@@ -159,3 +159,18 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// Poll `cond` every 50 ms until it holds (true) or `timeout` passes (false): for effects that
+/// are allowed a moment (a port opening, counters being gathered from workers).
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -10,6 +10,7 @@
 //! - `dump-flows BR --json`: `[{"table", "priority", "matches", "actions", "n_packets",
 //!   "n_bytes"}]`
 
+use super::topology::Host;
 use crate::Daemon;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -181,16 +182,39 @@ pub fn flows(d: &Daemon, bridge: &str) -> Vec<FlowView> {
         .collect()
 }
 
-/// `n_packets` of the one flow whose canonical match is exactly `matches`.
-pub fn flow_packets(d: &Daemon, bridge: &str, matches: &str) -> u64 {
+/// `n_packets` of the one flow whose match consists of exactly `tokens` (in any order, as
+/// the daemon may print them in its canonical order).
+pub fn flow_packets(d: &Daemon, bridge: &str, tokens: &[&str]) -> u64 {
     let all = flows(d, bridge);
-    let found: Vec<_> = all.iter().filter(|f| f.matches == matches).collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one flow matching exactly {matches:?} in {all:#?}"
-    );
+    let found: Vec<_> = all
+        .iter()
+        .filter(|f| same_match(&f.matches, tokens))
+        .collect();
+    assert_eq!(found.len(), 1, "one flow matching {tokens:?} in {all:#?}");
     found[0].n_packets
+}
+
+fn same_match(matches: &str, tokens: &[&str]) -> bool {
+    let mut have: Vec<&str> = matches.split(',').map(str::trim).collect();
+    let mut want = tokens.to_vec();
+    have.sort_unstable();
+    want.sort_unstable();
+    have == want
+}
+
+/// `swctl add-flows BR -` with `flows`, which must succeed.
+pub fn add_flows(d: &Daemon, bridge: &str, flows: &[&str]) {
+    d.swctl_stdin(&["add-flows", bridge, "-"], &flows.join("\n"))
+        .expect_ok("add-flows");
+}
+
+/// Bridge `bridge` with every host's root end as a port, ofports 1..n in order.
+pub fn bridge_with_hosts(d: &Daemon, bridge: &str, hosts: &[Host], kind: Option<&str>) {
+    d.swctl(&["add-br", bridge]).expect_ok("add-br");
+    for (i, h) in hosts.iter().enumerate() {
+        let ofport = u16::try_from(i + 1).expect("few hosts");
+        add_port(d, bridge, h.port(), kind, Some(ofport));
+    }
 }
 
 /// `swctl add-port BR IFACE [--type T] [--ofport N]`, which must succeed.
