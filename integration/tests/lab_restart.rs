@@ -7,8 +7,13 @@ use integration::lab::{eventually, hosts, ping, require_root, tcp_transfer, xdp_
 use integration::Daemon;
 use std::time::Duration;
 
-/// What must survive a restart: ports without counters, flows without counters.
-fn config(d: &Daemon) -> (Vec<(String, u64, String)>, Vec<(u64, u64, String, String)>) {
+/// A port as configured: name, ofport, kind.
+type PortConfig = (String, u64, String);
+/// A flow as configured: table, priority, match, actions.
+type FlowConfig = (u64, u64, String, String);
+
+/// What must survive a restart: ports and flows, without counters.
+fn config(d: &Daemon) -> (Vec<PortConfig>, Vec<FlowConfig>) {
     let mut ports: Vec<_> = show_ports(d, "br0")
         .into_iter()
         .map(|p: PortView| (p.name, p.ofport, p.kind))
