@@ -27,5 +27,10 @@ bench:
 demo: build
 	./scripts/demo.sh
 
+## lab-clean: remove namespaces, links, daemons and temp dirs that crashed lab runs left behind
+## (our own naming schemes only; see the script's header). Run it when no lab test is running.
+lab-clean:
+	./scripts/lab-clean.sh
+
 clean:
 	$(CARGO) clean

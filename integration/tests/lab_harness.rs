@@ -203,3 +203,32 @@ fn a_panicking_test_body_still_cleans_up() {
     );
     assert!(!pid_alive(*pid.lock().unwrap()));
 }
+
+#[test]
+fn lab_clean_removes_what_a_crashed_lab_left_behind() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    // A "crash": guards that never run.
+    let h = hosts(&lab, 25, 2);
+    let sleeper = h[0].ns.spawn(&["sleep", "30"]);
+    let pid = sleeper.pid();
+    std::mem::forget(sleeper);
+    std::mem::forget(h);
+    std::mem::forget(lab.bridge("br"));
+    assert!(!leftovers(&lab).is_empty());
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lab-clean.sh");
+    let out = std::process::Command::new(script)
+        .env("LAB_CLEAN_ONLY", format!("{}-", lab.prefix()))
+        .output()
+        .expect("running lab-clean.sh");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(leftovers(&lab), Vec::<String>::new(), "{out:?}");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "process in the namespace stopped"
+    );
+}
