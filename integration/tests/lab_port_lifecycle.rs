@@ -28,7 +28,7 @@ fn a_port_deleted_and_re_added_under_traffic_carries_it_again() {
         .expect_ok("del-port");
     assert_eq!(show_port(&d, "br0", h[1].port()), None, "gone from show");
     assert!(
-        !xdp_attached(h[1].port()),
+        eventually(Duration::from_secs(2), || !xdp_attached(h[1].port())),
         "its XDP program (if any) is detached"
     );
     assert_eq!(ping(&h[0].ns, &h[1].ip, 3), 0, "no path without the port");

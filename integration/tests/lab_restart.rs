@@ -36,9 +36,10 @@ fn sigkilled_daemon_restarts_from_its_db_and_forwards_again() {
     let h = hosts(&lab, 61, 2);
     let mut d = Daemon::lab("lab-restart");
     d.swctl(&["add-br", "br0"]).expect_ok("add-br");
-    // Ofports 7 and 9, not 1 and 2: a restart that renumbers would break the flows.
-    add_port(&d, "br0", h[0].port(), None, Some(7));
-    add_port(&d, "br0", h[1].port(), None, Some(9));
+    // Ofports 7 and 9, not 1 and 2: a restart that renumbers would break the flows. AF_XDP
+    // ports, because their XDP programs are what a crash leaves behind.
+    add_port(&d, "br0", h[0].port(), Some("afxdp"), Some(7));
+    add_port(&d, "br0", h[1].port(), Some("afxdp"), Some(9));
     add_flows(
         &d,
         "br0",
@@ -52,6 +53,10 @@ fn sigkilled_daemon_restarts_from_its_db_and_forwards_again() {
     assert_eq!(before.0.len(), 2, "{before:?}");
 
     d.kill9();
+    // Not asserted (an implementation attaching through a bpf_link would leave none), but it
+    // says whether this run exercised the stale-program sweep.
+    let stale = h.iter().filter(|x| xdp_attached(x.port())).count();
+    eprintln!("XDP programs left attached by the killed daemon: {stale}");
     d.restart();
     let after = config(&d);
     assert_eq!(

@@ -4,7 +4,7 @@
 use integration::lab::switch::{
     add_flows, bridge_with_hosts, dump_ports, fdb, fdb_has, flow_packets, show_port,
 };
-use integration::lab::{eventually, hosts, ping, require_root, tcp_transfer, Lab};
+use integration::lab::{eventually, hosts, ping, require_root, tcp_transfer, xdp_attached, Lab};
 use integration::Daemon;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ fn two_hosts_through_normal(test: &str, subnet: u8, kind: Option<&str>) {
         for host in &h {
             let port = show_port(&d, "br0", host.port()).expect("port listed in show");
             assert_eq!(port.kind, kind, "{port:?}");
+            // An AF_XDP port really receives through XDP; an AF_PACKET port leaves XDP alone.
+            assert_eq!(xdp_attached(host.port()), kind == "afxdp", "{port:?}");
         }
     }
 

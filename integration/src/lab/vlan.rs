@@ -79,6 +79,9 @@ pub fn set_vlan(ns: &Netns, parent: &str, vid: u16, ip_cidr: Option<&str>) -> Vl
         let _ = ns.exec(&[
             "ethtool", "-K", &name, "tx", "off", "tso", "off", "gso", "off",
         ]);
+        // Put the tag in the frame bytes rather than in skb metadata, which an XDP program on
+        // the switch's end of the veth might not see.
+        let _ = ns.exec(&["ethtool", "-K", parent, "txvlan", "off"]);
         None
     } else {
         let relay = ns.spawn(&["python3", "-c", RELAY, parent, &vid_s, &name, "900"]);
