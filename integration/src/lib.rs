@@ -80,6 +80,7 @@ pub struct Daemon {
     socket: PathBuf,
     log: PathBuf,
     db: Option<PathBuf>,
+    log_level: String,
     options: Vec<String>,
     _dir: TempDir,
 }
@@ -89,6 +90,7 @@ pub struct Daemon {
 pub struct DaemonBuilder {
     test: String,
     db: bool,
+    log_level: String,
     options: Vec<String>,
 }
 
@@ -97,6 +99,12 @@ impl DaemonBuilder {
     /// [`Daemon::restart`] finds it.
     pub fn with_db(mut self) -> Self {
         self.db = true;
+        self
+    }
+
+    /// `--log-level` (default `debug`).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_owned();
         self
     }
 
@@ -130,6 +138,7 @@ impl DaemonBuilder {
             socket: dir.path().join("vswitchd.sock"),
             log: dir.path().join("vswitchd.log"),
             db,
+            log_level: self.log_level,
             options: self.options,
             _dir: dir,
         };
@@ -149,14 +158,17 @@ impl Daemon {
         DaemonBuilder {
             test: test.to_owned(),
             db: false,
+            log_level: "debug".to_owned(),
             options: Vec::new(),
         }
     }
 
     /// The daemon the labs use: a database (restartable), one worker sleeping when idle (the
-    /// machine has 2 cores shared with the traffic generators).
+    /// machine has 2 cores shared with the traffic generators), and `info` logs (per-packet
+    /// debug lines would slow the datapath under real traffic).
     pub fn lab(test: &str) -> Daemon {
         Daemon::builder(test)
+            .log_level("info")
             .with_db()
             .workers(1)
             .idle("sleep")
@@ -174,7 +186,7 @@ impl Daemon {
         cmd.arg("--socket")
             .arg(&self.socket)
             .arg("--log-level")
-            .arg("debug");
+            .arg(&self.log_level);
         if let Some(db) = &self.db {
             cmd.arg("--db").arg(db);
         }
