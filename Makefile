@@ -23,9 +23,15 @@ fmt:
 bench:
 	$(CARGO) bench -p bench --benches
 
-## demo: start vswitchd on a private socket, load seed 000's flows, show them and trace packets.
+## demo (root): three namespaces switched by vswitchd (ping, 10 MB TCP, show/dump-flows/
+## dump-ports/fdb-show), then seed 000's flows loaded and traced. Cleans up on exit.
 demo: build
 	./scripts/demo.sh
+
+## lab-clean: remove namespaces, links, daemons and temp dirs that crashed lab runs left behind
+## (our own naming schemes only; see the script's header). Run it when no lab test is running.
+lab-clean:
+	./scripts/lab-clean.sh
 
 clean:
 	$(CARGO) clean

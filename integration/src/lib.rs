@@ -4,6 +4,8 @@
 //! it by PID when dropped (also when the test panics), so tests never touch a system daemon and
 //! never leave one behind. [`swctl`] runs the CLI against it and returns what a user would see.
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -77,60 +79,155 @@ pub struct Daemon {
     child: Option<Child>,
     socket: PathBuf,
     log: PathBuf,
+    db: Option<PathBuf>,
+    log_level: String,
+    options: Vec<String>,
     _dir: TempDir,
+}
+
+/// Options for a [`Daemon`] beyond the private socket: see [`Daemon::builder`].
+#[derive(Debug, Clone)]
+pub struct DaemonBuilder {
+    test: String,
+    db: bool,
+    log_level: String,
+    options: Vec<String>,
+}
+
+impl DaemonBuilder {
+    /// Keep the configuration database in a file inside the daemon's temp dir (`--db`), so
+    /// [`Daemon::restart`] finds it.
+    pub fn with_db(mut self) -> Self {
+        self.db = true;
+        self
+    }
+
+    /// `--log-level` (default `debug`).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_owned();
+        self
+    }
+
+    /// `--workers N`.
+    pub fn workers(self, n: u32) -> Self {
+        self.option("--workers", &n.to_string())
+    }
+
+    /// `--idle busy|sleep`.
+    pub fn idle(self, mode: &str) -> Self {
+        self.option("--idle", mode)
+    }
+
+    /// `--mac-aging SECS`.
+    pub fn mac_aging(self, secs: u32) -> Self {
+        self.option("--mac-aging", &secs.to_string())
+    }
+
+    /// Any other `--flag value`.
+    pub fn option(mut self, flag: &str, value: &str) -> Self {
+        self.options.extend([flag.to_owned(), value.to_owned()]);
+        self
+    }
+
+    /// Start the daemon and wait until its socket answers.
+    pub fn start(self) -> Daemon {
+        let dir = TempDir::new(&format!("swtest-{}", self.test));
+        let db = self.db.then(|| dir.path().join("vswitchd.db"));
+        let mut d = Daemon {
+            child: None,
+            socket: dir.path().join("vswitchd.sock"),
+            log: dir.path().join("vswitchd.log"),
+            db,
+            log_level: self.log_level,
+            options: self.options,
+            _dir: dir,
+        };
+        d.spawn();
+        d
+    }
 }
 
 impl Daemon {
     /// Start a daemon and wait until its socket answers.
     pub fn start(test: &str) -> Daemon {
-        let dir = TempDir::new(&format!("swtest-{test}"));
-        let socket = dir.path().join("vswitchd.sock");
-        let log = dir.path().join("vswitchd.log");
-        let mut d = Daemon {
-            child: None,
-            socket,
-            log,
-            _dir: dir,
-        };
-        d.spawn();
-        d.wait_ready();
-        d
+        Daemon::builder(test).start()
     }
 
-    /// The configuration database this daemon uses.
-    pub fn db(&self) -> PathBuf {
-        self._dir.path().join("conf.db")
+    /// A daemon with more options (database, workers, idle mode, MAC aging).
+    pub fn builder(test: &str) -> DaemonBuilder {
+        DaemonBuilder {
+            test: test.to_owned(),
+            db: false,
+            log_level: "debug".to_owned(),
+            options: Vec::new(),
+        }
     }
 
+    /// The daemon the labs use: a database (restartable), one worker sleeping when idle (the
+    /// machine has 2 cores shared with the traffic generators), and `info` logs (per-packet
+    /// debug lines would slow the datapath under real traffic).
+    pub fn lab(test: &str) -> Daemon {
+        Daemon::builder(test)
+            .log_level("info")
+            .with_db()
+            .workers(1)
+            .idle("sleep")
+            .start()
+    }
+
+    /// Start the process (appending to the log, so it keeps every run) and wait until ready.
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(bin_dir().join("vswitchd"))
-            .arg("--socket")
+        let mut cmd = Command::new(bin_dir().join("vswitchd"));
+        cmd.arg("--socket")
             .arg(&self.socket)
-            .arg("--db")
-            .arg(self.db())
             .arg("--log-level")
-            .arg("debug")
+            .arg(&self.log_level);
+        // Never the default database under /var/lib: a private one or none.
+        match &self.db {
+            Some(db) => cmd.arg("--db").arg(db),
+            None => cmd.arg("--no-db"),
+        };
+        cmd.args(&self.options);
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("starting vswitchd");
         self.child = Some(child);
+        self.wait_ready();
     }
 
-    /// Kill the daemon with SIGKILL (no chance to clean up), then start a new one on the same
-    /// socket and database.
-    pub fn sigkill_and_restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(child.id(), "KILL");
-            let _ = child.wait();
+    /// The configuration database file, when started [`DaemonBuilder::with_db`].
+    pub fn db(&self) -> Option<&Path> {
+        self.db.as_deref()
+    }
+
+    /// SIGKILL the daemon by PID (a crash: no cleanup of its own) and reap it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        signal(child.id(), "KILL");
+        let _ = child.wait();
+    }
+
+    /// Start a new daemon on the same socket, database and options (after [`Daemon::kill9`]
+    /// or [`Daemon::terminate`]; a daemon still running is terminated first).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
         }
         self.spawn();
-        self.wait_ready();
+    }
+
+    /// Whether the process is still alive (not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     fn wait_ready(&mut self) {

@@ -18,7 +18,7 @@ fn dump(d: &Daemon, br: &str) -> Vec<String> {
 
 #[test]
 fn acknowledged_configuration_survives_sigkill() {
-    let mut d = Daemon::start("persist");
+    let mut d = Daemon::builder("persist").with_db().start();
     d.swctl(&["add-br", "br-int"]).expect_ok("add-br");
     d.swctl(&["add-br", "br-ex"]).expect_ok("add-br");
     d.swctl_stdin(
@@ -34,7 +34,8 @@ fn acknowledged_configuration_survives_sigkill() {
     let before = dump(&d, "br-int");
     assert_eq!(before.len(), 3);
 
-    d.sigkill_and_restart();
+    d.kill9();
+    d.restart();
     assert_eq!(d.swctl(&["list-br"]).expect_ok("list-br"), "br-int\n");
     let after = dump(&d, "br-int");
     // Counters restart from zero; everything else is as acknowledged.
@@ -44,7 +45,7 @@ fn acknowledged_configuration_survives_sigkill() {
 
 #[test]
 fn a_failed_command_is_not_saved() {
-    let mut d = Daemon::start("persist-fail");
+    let mut d = Daemon::builder("persist-fail").with_db().start();
     d.swctl(&["add-br", "br0"]).expect_ok("add-br");
     d.swctl(&["add-flow", "br0", "priority=1,ip actions=drop"])
         .expect_ok("add-flow");
@@ -53,7 +54,8 @@ fn a_failed_command_is_not_saved() {
         "priority=2,ip actions=drop\npriority=3,ip,nw_dst=1.2.3 actions=drop\n",
     )
     .expect_err("bad batch");
-    d.sigkill_and_restart();
+    d.kill9();
+    d.restart();
     assert_eq!(dump(&d, "br0").len(), 1);
 }
 
