@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod classifier;
 pub mod daemon;
+pub mod datapath;
 pub mod execute;
 pub mod flowtable;
 pub mod key;

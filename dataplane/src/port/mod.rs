@@ -19,6 +19,8 @@
 //! a port can be swapped without touching the workers.
 
 use crate::execute::PacketBuf;
+
+pub mod memory;
 use serde::{Deserialize, Serialize};
 
 /// Which implementation a port uses.

@@ -1,0 +1,150 @@
+//! The per-worker exact-match flow cache in front of the pipeline.
+//!
+//! Exact match on (bridge, whole flow key), two-way set associative, fixed size. Why exact
+//! match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key and one
+//! comparison, whatever the pipeline looks like; a megaflow cache needs a lookup per distinct
+//! mask (tuple space search again), which is what the classifier already does, and its benefit
+//! — fewer misses when many microflows share a megaflow — matters once the miss rate does.
+//! The benchmark (`bench/benches/datapath.rs`) shows the miss path at a few µs against
+//! ~100–200 ns for a hit, so with 16k entries per worker a working set of 10 000 flows stays
+//! on the hit path; a megaflow layer can be added behind this one later without changing the
+//! worker (the mask is already computed by translation).
+//!
+//! Validity: an entry records the *epoch* of its bridge at insertion. The worker gives a bridge
+//! a fresh epoch whenever it notices a new pipeline version or a port added or removed (flood
+//! sets change), so every older entry of that bridge becomes a miss at once, without walking
+//! the cache. Replacement: a new entry goes to way 0 of its set and the previous way 0 moves to
+//! way 1 (the old way 1 is evicted), so a set keeps the two most recently inserted flows.
+//! Entry storage (the action and rule vectors) is reused, so a warm cache does not allocate
+//! even on misses.
+
+use crate::flowtable::RuleStats;
+use crate::key::FlowKey;
+use crate::xlate::{DpAction, DropReason, XlateOutput};
+use std::hash::Hasher;
+use std::sync::Arc;
+
+/// Default number of entries per worker.
+pub const DEFAULT_ENTRIES: usize = 16 * 1024;
+
+/// One cached translation.
+#[derive(Default)]
+pub struct Entry {
+    hash: u64,
+    bridge: u32,
+    /// 0 = empty.
+    epoch: u64,
+    key: FlowKey,
+    /// Datapath actions.
+    pub actions: Vec<DpAction>,
+    /// Rule counters to bump on each hit.
+    pub rules: Vec<Arc<RuleStats>>,
+    /// Drop reason the translation reported.
+    pub drop_reason: Option<DropReason>,
+}
+
+/// The cache.
+pub struct FlowCache {
+    entries: Vec<Entry>,
+    sets_mask: usize,
+}
+
+/// Hash of (bridge, key).
+#[inline]
+pub fn hash(bridge: u32, key: &FlowKey) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u32(bridge);
+    for w in &key.w {
+        h.write_u64(*w);
+    }
+    h.finish()
+}
+
+/// Result of a lookup.
+pub enum Lookup {
+    /// Valid entry at this index.
+    Hit(usize),
+    /// No valid entry; insert here (`Some`: a stale copy of the same key to overwrite).
+    Miss(Option<usize>),
+}
+
+impl FlowCache {
+    /// A cache of about `entries` entries (rounded up to a power of two, at least 2).
+    pub fn new(entries: usize) -> FlowCache {
+        let sets = (entries / 2).max(1).next_power_of_two();
+        FlowCache {
+            entries: (0..sets * 2).map(|_| Entry::default()).collect(),
+            sets_mask: sets - 1,
+        }
+    }
+
+    /// Number of entries.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Look `key` up for `bridge` whose current epoch is `epoch`.
+    #[inline]
+    pub fn lookup(&self, bridge: u32, epoch: u64, key: &FlowKey, hash: u64) -> Lookup {
+        let base = (hash as usize & self.sets_mask) * 2;
+        for i in base..base + 2 {
+            let e = &self.entries[i];
+            if e.hash == hash && e.bridge == bridge && e.epoch != 0 && e.key == *key {
+                return if e.epoch == epoch {
+                    Lookup::Hit(i)
+                } else {
+                    Lookup::Miss(Some(i))
+                };
+            }
+        }
+        Lookup::Miss(None)
+    }
+
+    /// Entry `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> &Entry {
+        &self.entries[i]
+    }
+
+    /// Store the translation `out` of `key`; returns the entry's index.
+    pub fn insert(
+        &mut self,
+        bridge: u32,
+        epoch: u64,
+        key: &FlowKey,
+        hash: u64,
+        stale: Option<usize>,
+        out: &XlateOutput,
+    ) -> usize {
+        let i = match stale {
+            Some(i) => i,
+            None => {
+                let base = (hash as usize & self.sets_mask) * 2;
+                if self.entries[base].epoch != 0 {
+                    self.entries.swap(base, base + 1);
+                }
+                base
+            }
+        };
+        let e = &mut self.entries[i];
+        e.hash = hash;
+        e.bridge = bridge;
+        e.epoch = epoch;
+        e.key = *key;
+        e.actions.clear();
+        e.actions.extend_from_slice(&out.actions);
+        e.rules.clear();
+        e.rules.extend(out.rules.iter().cloned());
+        e.drop_reason = out.drop_reason;
+        i
+    }
+
+    /// Forget everything (benchmarks of the miss path; entries of old epochs are otherwise
+    /// just left to be overwritten).
+    pub fn clear(&mut self) {
+        for e in &mut self.entries {
+            e.epoch = 0;
+            e.rules.clear();
+        }
+    }
+}

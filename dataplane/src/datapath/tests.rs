@@ -1,0 +1,481 @@
+//! Datapath tests with memory ports (no root needed).
+
+use super::*;
+use crate::execute::testutil::{eth, ipv4, udp};
+use crate::flowtable::{Pipeline, Rule};
+use crate::port::memory::{self, MemoryPeer};
+use control::flow::ast::{Action, ControllerAction, FlowSpec, Match, OutputPort};
+use control::flow::field::Field;
+use std::time::Duration;
+
+const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
+const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
+const C: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc];
+const BCAST: [u8; 6] = [0xff; 6];
+
+fn frame(src: [u8; 6], dst: [u8; 6], sport: u16) -> Vec<u8> {
+    eth(
+        dst,
+        src,
+        None,
+        0x0800,
+        &ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            17,
+            64,
+            &udp(sport, 80, b"hello"),
+        ),
+    )
+}
+
+fn out(p: u32) -> Action {
+    Action::Output(OutputPort::Port(p))
+}
+
+fn spec(m: &[(Field, u128)], actions: Vec<Action>) -> FlowSpec {
+    FlowSpec::new(0, 100, m.iter().copied().collect::<Match>(), actions)
+}
+
+fn pipeline(specs: &[FlowSpec]) -> Pipeline {
+    let mut e = Pipeline::default().edit();
+    for s in specs {
+        e.insert(Rule::from_spec(s, 0));
+    }
+    e.finish()
+}
+
+/// A datapath with one bridge `br0` and memory ports `p1..=pN` as ofports 1..=N.
+struct Rig {
+    dp: Datapath,
+    pipe: Arc<ArcSwap<Pipeline>>,
+    peers: Vec<MemoryPeer>,
+}
+
+impl Rig {
+    fn new(workers: usize, ports: u32, aging: u64, specs: &[FlowSpec]) -> Rig {
+        let dp = Datapath::start(DatapathConfig {
+            workers,
+            idle: IdlePolicy::Sleep,
+            mac_aging_secs: aging,
+        });
+        let pipe = Arc::new(ArcSwap::from_pointee(pipeline(specs)));
+        dp.add_bridge("br0", pipe.clone()).unwrap();
+        let mut peers = Vec::new();
+        for n in 1..=ports {
+            let (port, peer) = memory::pair(&format!("p{n}"));
+            dp.add_port("br0", n, port).unwrap();
+            peers.push(peer);
+        }
+        Rig { dp, pipe, peers }
+    }
+
+    fn peer(&self, ofport: u32) -> &MemoryPeer {
+        &self.peers[ofport as usize - 1]
+    }
+
+    /// Inject on `ofport` and wait until the datapath has processed it.
+    fn send(&self, ofport: u32, f: &[u8]) {
+        let before = self.processed();
+        assert!(self.peer(ofport).inject(f));
+        wait_until(|| self.processed() > before);
+    }
+
+    fn processed(&self) -> u64 {
+        self.dp.worker_stats(false).iter().map(|s| s.packets).sum()
+    }
+
+    /// Frames each port transmitted since the last call (index = ofport - 1).
+    fn taken(&self) -> Vec<usize> {
+        self.peers.iter().map(|p| p.take().len()).collect()
+    }
+
+    fn drop_count(&self, reason: &str) -> u64 {
+        self.dp
+            .drops("br0")
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n == reason)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    fn set_flows(&self, specs: &[FlowSpec]) {
+        // As `mod-flows` does: a new version derived from the current one.
+        let cur = self.pipe.load_full();
+        let mut e = cur.edit();
+        for s in specs {
+            if e.modify(s, Some(0), true) == 0 {
+                e.insert(Rule::from_spec(s, 0));
+            }
+        }
+        self.pipe.store(Arc::new(e.finish()));
+    }
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn normal() -> Vec<FlowSpec> {
+    vec![spec(&[], vec![Action::Output(OutputPort::Normal)])]
+}
+
+#[test]
+fn datapath_is_send_sync() {
+    fn ok<T: Send + Sync>() {}
+    ok::<Datapath>();
+}
+
+#[test]
+fn normal_floods_unknown_then_unicasts() {
+    let r = Rig::new(1, 3, 300, &normal());
+    // Unknown destination: flooded to every port but the ingress one.
+    r.send(1, &frame(A, B, 1));
+    assert_eq!(r.taken(), vec![0, 1, 1]);
+    // B answers: A is known, unicast to port 1 only.
+    r.send(2, &frame(B, A, 1));
+    assert_eq!(r.taken(), vec![1, 0, 0]);
+    // Now B is known too.
+    r.send(1, &frame(A, B, 2));
+    assert_eq!(r.taken(), vec![0, 1, 0]);
+    // Broadcast floods, never reflected.
+    r.send(3, &frame(C, BCAST, 1));
+    assert_eq!(r.taken(), vec![1, 1, 0]);
+    // A known destination on the ingress port is dropped.
+    r.send(1, &frame(B, A, 3));
+    assert_eq!(r.taken(), vec![0, 0, 0]);
+    assert_eq!(r.drop_count("normal_same_port"), 1);
+    // B moved to port 1 with that frame.
+    let fdb = r.dp.fdb("br0").unwrap();
+    let got: Vec<([u8; 6], u32)> = fdb.iter().map(|e| (e.mac, e.ofport)).collect();
+    assert_eq!(got, vec![(A, 1), (B, 1), (C, 3)]);
+    assert!(fdb.iter().all(|e| e.vlan == 0 && e.age_secs < 5));
+}
+
+#[test]
+fn normal_is_per_vlan() {
+    let r = Rig::new(1, 3, 300, &normal());
+    let tagged = |src, dst, vid: u16| {
+        eth(
+            dst,
+            src,
+            Some(vid),
+            0x0800,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 64, &udp(1, 2, b"x")),
+        )
+    };
+    r.send(2, &tagged(B, A, 10));
+    r.taken();
+    // B is known on VLAN 10 only.
+    r.send(1, &tagged(A, B, 20));
+    assert_eq!(r.taken(), vec![0, 1, 1]);
+    r.send(1, &tagged(A, B, 10));
+    assert_eq!(r.taken(), vec![0, 1, 0]);
+    let vlans: Vec<u16> = r.dp.fdb("br0").unwrap().iter().map(|e| e.vlan).collect();
+    assert_eq!(vlans, vec![10, 10, 20]);
+}
+
+#[test]
+fn mac_aging() {
+    let r = Rig::new(1, 3, 1, &normal());
+    r.send(2, &frame(B, A, 1));
+    r.taken();
+    r.send(1, &frame(A, B, 1));
+    assert_eq!(r.taken(), vec![0, 1, 0]);
+    assert_eq!(r.dp.fdb("br0").unwrap().len(), 2);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(r.dp.fdb("br0").unwrap().is_empty());
+    // B has aged out: flooded again.
+    r.send(3, &frame(C, B, 1));
+    assert_eq!(r.taken(), vec![1, 1, 0]);
+}
+
+#[test]
+fn explicit_output_rule_counters_equal_packets() {
+    let r = Rig::new(1, 2, 300, &[spec(&[(Field::InPort, 1)], vec![out(2)])]);
+    // 100 packets over 10 flows: misses and hits both count.
+    for i in 0..100u16 {
+        assert!(r.peer(1).inject(&frame(A, B, i % 10)));
+    }
+    wait_until(|| r.processed() == 100);
+    assert_eq!(r.taken(), vec![0, 100]);
+    let p = r.pipe.load();
+    let rule = p.table(0).rules().next().unwrap().clone();
+    assert_eq!(rule.stats.packets.load(Ordering::Relaxed), 100);
+    assert_eq!(
+        rule.stats.bytes.load(Ordering::Relaxed),
+        100 * frame(A, B, 0).len() as u64
+    );
+    let ws = r.dp.worker_stats(false);
+    assert_eq!(ws[0].cache_misses, 10);
+    assert_eq!(ws[0].cache_hits, 90);
+    let ports = r.dp.ports("br0").unwrap();
+    assert_eq!(ports[0].counters.rx_packets, 100);
+    assert_eq!(ports[1].counters.tx_packets, 100);
+    // Clearing resets worker counters only.
+    r.dp.worker_stats(true);
+    assert_eq!(r.dp.worker_stats(false)[0].packets, 0);
+}
+
+#[test]
+fn pipeline_change_applies_to_the_very_next_packet() {
+    let r = Rig::new(1, 3, 300, &[spec(&[(Field::InPort, 1)], vec![out(2)])]);
+    let f = frame(A, B, 7);
+    for round in 0..20 {
+        r.send(1, &f);
+        r.send(1, &f);
+        let (to, other) = if round % 2 == 0 { (2, 3) } else { (3, 2) };
+        let got = r.taken();
+        assert_eq!(got[to - 1], 2, "round {round}");
+        assert_eq!(got[other - 1], 0);
+        // mod-flows: the next packet of the same stream follows the new actions.
+        r.set_flows(&[spec(&[(Field::InPort, 1)], vec![out(other as u32)])]);
+    }
+    // The rule's counters survived every modify and count every packet.
+    let p = r.pipe.load();
+    let rule = p.table(0).rules().next().unwrap().clone();
+    assert_eq!(rule.stats.packets.load(Ordering::Relaxed), 40);
+}
+
+#[test]
+fn flood_action_follows_port_changes() {
+    let r = Rig::new(
+        1,
+        2,
+        300,
+        &[spec(&[], vec![Action::Output(OutputPort::Flood)])],
+    );
+    let f = frame(A, B, 1);
+    r.send(1, &f);
+    assert_eq!(r.taken(), vec![0, 1]);
+    let (port, peer3) = memory::pair("p3");
+    r.dp.add_port("br0", 3, port).unwrap();
+    // The cached flood set must not be stale.
+    r.send(1, &f);
+    assert_eq!(r.taken(), vec![0, 1]);
+    assert_eq!(peer3.take().len(), 1);
+}
+
+#[test]
+fn table_miss_malformed_and_controller_are_counted() {
+    let ctl = Action::Controller(ControllerAction {
+        max_len: 128,
+        reason: None,
+        id: 0,
+    });
+    let r = Rig::new(1, 2, 300, &[spec(&[(Field::InPort, 2)], vec![ctl])]);
+    // Table miss (no rule for in_port 1), twice: the cached miss counts too.
+    r.send(1, &frame(A, B, 1));
+    r.send(1, &frame(A, B, 1));
+    assert_eq!(r.drop_count("table_miss"), 2);
+    // Controller.
+    r.send(2, &frame(B, A, 1));
+    assert_eq!(r.drop_count("controller"), 1);
+    // Malformed: too short for Ethernet; IPv4 header cut short.
+    r.send(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    let mut bad = frame(A, B, 1);
+    bad.truncate(14 + 10);
+    r.send(1, &bad);
+    assert_eq!(r.drop_count("truncated_ethernet"), 1);
+    assert_eq!(r.drop_count("bad_ipv4"), 1);
+    assert_eq!(r.taken(), vec![0, 0]);
+    // Per-port view of the same drops.
+    let ports = r.dp.ports("br0").unwrap();
+    let p1: BTreeMap<String, u64> = ports[0].drops.iter().cloned().collect();
+    assert_eq!(p1.get("table_miss"), Some(&2));
+    assert_eq!(p1.get("truncated_ethernet"), Some(&1));
+    assert_eq!(p1.get("controller"), None);
+    assert_eq!(ports[1].drops, vec![("controller".to_string(), 1)]);
+}
+
+#[test]
+fn output_to_unknown_port_is_counted() {
+    let r = Rig::new(1, 2, 300, &[spec(&[], vec![out(9)])]);
+    r.send(1, &frame(A, B, 1));
+    assert_eq!(r.drop_count("unknown_port"), 1);
+}
+
+#[test]
+fn del_port_releases_queues_before_returning() {
+    let r = Rig::new(2, 2, 300, &normal());
+    assert_eq!(r.peer(2).live_queues(), 1);
+    let info = r.dp.del_port("br0", 2).unwrap();
+    assert_eq!(info.iface, "p2");
+    assert_eq!(r.peer(2).live_queues(), 0);
+    assert_eq!(
+        r.dp.del_port("br0", 2),
+        Err(DatapathError::NoSuchPort {
+            bridge: "br0".into(),
+            ofport: 2
+        })
+    );
+    // The same interface can be added again at once.
+    let (port, peer) = memory::pair("p2");
+    r.dp.add_port("br0", 2, port).unwrap();
+    r.send(1, &frame(A, BCAST, 1));
+    wait_until(|| peer.take().len() == 1);
+}
+
+#[test]
+fn del_port_under_traffic_and_readd() {
+    let r = Rig::new(2, 3, 300, &normal());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u16;
+            while !stop.load(Ordering::Relaxed) {
+                r.peer(1).inject(&frame(A, BCAST, i));
+                r.peer(3).inject(&frame(C, B, i));
+                i = i.wrapping_add(1);
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        for round in 0..5 {
+            r.send(2, &frame(B, A, round));
+            std::thread::sleep(Duration::from_millis(5));
+            let info = r.dp.del_port("br0", 2).unwrap();
+            assert_eq!(r.peer(2).live_queues(), 0, "round {round}");
+            assert!(r.dp.fdb("br0").unwrap().iter().all(|e| e.ofport != 2));
+            std::thread::sleep(Duration::from_millis(5));
+            let (port, peer) = memory::pair(&info.iface);
+            r.dp.add_port("br0", 2, port).unwrap();
+            wait_until(|| !peer.take().is_empty());
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn gone_port_is_reported_and_removed() {
+    let r = Rig::new(1, 3, 300, &normal());
+    r.peer(2).disconnect();
+    let mut gone = Vec::new();
+    wait_until(|| {
+        gone.extend(r.dp.take_gone_ports());
+        !gone.is_empty()
+    });
+    assert_eq!(gone, vec![("br0".to_string(), 2, "p2".to_string())]);
+    assert_eq!(r.peer(2).live_queues(), 0);
+    let ports: Vec<u32> =
+        r.dp.ports("br0")
+            .unwrap()
+            .iter()
+            .map(|p| p.ofport)
+            .collect();
+    assert_eq!(ports, vec![1, 3]);
+    // Traffic keeps flowing without the port.
+    r.send(1, &frame(A, BCAST, 1));
+    assert_eq!(r.taken(), vec![0, 0, 1]);
+    assert!(r.dp.take_gone_ports().is_empty());
+}
+
+#[test]
+fn two_workers_cross_worker_queues() {
+    let r = Rig::new(2, 2, 300, &normal());
+    let ports = r.dp.ports("br0").unwrap();
+    assert_eq!(ports[0].queue_workers, vec![0]);
+    assert_eq!(ports[1].queue_workers, vec![1]);
+    r.send(1, &frame(A, B, 1));
+    wait_until(|| r.peer(2).rx_pending() == 0);
+    let mut got = Vec::new();
+    wait_until(|| {
+        got.extend(r.peer(2).take());
+        !got.is_empty()
+    });
+    assert_eq!(got, vec![frame(A, B, 1)]);
+    // A burst both ways, every frame arrives, in order.
+    for i in 0..200u16 {
+        r.peer(1).inject(&frame(A, B, i));
+        r.peer(2).inject(&frame(B, A, i));
+    }
+    let (mut to2, mut to1) = (Vec::new(), Vec::new());
+    wait_until(|| {
+        to2.extend(r.peer(2).take());
+        to1.extend(r.peer(1).take());
+        to2.len() == 200 && to1.len() == 200
+    });
+    assert_eq!(to2, (0..200).map(|i| frame(A, B, i)).collect::<Vec<_>>());
+    assert_eq!(to1, (0..200).map(|i| frame(B, A, i)).collect::<Vec<_>>());
+    let ws = r.dp.worker_stats(false);
+    assert!(ws.iter().all(|w| w.packets >= 200 && w.queues == 1));
+}
+
+#[test]
+fn multi_queue_port_output_is_deterministic() {
+    let dp = Datapath::start(DatapathConfig {
+        workers: 2,
+        idle: IdlePolicy::Sleep,
+        mac_aging_secs: 300,
+    });
+    let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&[spec(
+        &[(Field::InPort, 1)],
+        vec![out(2)],
+    )])));
+    dp.add_bridge("br0", pipe).unwrap();
+    let (p1, peer1) = memory::pair("p1");
+    let (p2, peer2) = memory::pair_with_queues("p2", 2);
+    dp.add_port("br0", 1, p1).unwrap();
+    dp.add_port("br0", 2, p2).unwrap();
+    let st = dp.ports("br0").unwrap();
+    assert_eq!(st[1].queue_workers, vec![1, 0]);
+    for i in 0..50 {
+        peer1.inject(&frame(A, B, i));
+    }
+    let mut got = Vec::new();
+    wait_until(|| {
+        got.extend(peer2.take());
+        got.len() == 50
+    });
+    // Worker 0 owns p1 and p2's queue 1: everything leaves through queue 1, in order.
+    assert_eq!(got, (0..50).map(|i| frame(A, B, i)).collect::<Vec<_>>());
+    let st = dp.ports("br0").unwrap();
+    assert_eq!(st[1].counters.tx_packets, 50);
+    dp.shutdown();
+    assert_eq!(peer2.live_queues(), 0);
+}
+
+#[test]
+fn bridge_and_port_errors() {
+    let r = Rig::new(1, 1, 300, &normal());
+    let h = Arc::new(ArcSwap::from_pointee(Pipeline::default()));
+    assert_eq!(
+        r.dp.add_bridge("br0", h.clone()),
+        Err(DatapathError::BridgeExists("br0".into()))
+    );
+    let (p, _peer) = memory::pair("x");
+    assert_eq!(
+        r.dp.add_port("nope", 1, p),
+        Err(DatapathError::NoSuchBridge("nope".into()))
+    );
+    let (p, _peer) = memory::pair("x");
+    assert!(matches!(
+        r.dp.add_port("br0", 1, p),
+        Err(DatapathError::OfportInUse { .. })
+    ));
+    let (p, _peer) = memory::pair("p1");
+    assert!(matches!(
+        r.dp.add_port("br0", 5, p),
+        Err(DatapathError::PortExists { .. })
+    ));
+    r.dp.add_bridge("br1", h).unwrap();
+    let (p, peer) = memory::pair("q1");
+    r.dp.add_port("br1", 1, p).unwrap();
+    r.dp.del_bridge("br1").unwrap();
+    assert_eq!(peer.live_queues(), 0);
+    assert_eq!(
+        r.dp.fdb("br1"),
+        Err(DatapathError::NoSuchBridge("br1".into()))
+    );
+}
+
+#[test]
+fn shutdown_drops_every_queue() {
+    let r = Rig::new(2, 3, 300, &normal());
+    let Rig { dp, peers, .. } = r;
+    dp.shutdown();
+    assert!(peers.iter().all(|p| p.live_queues() == 0));
+}

@@ -1,0 +1,624 @@
+//! One poll-mode worker: its queues, its cache, its loop.
+
+use super::cache::{self, FlowCache, Lookup};
+use super::stats::{self, Drops, N_DROPS};
+use super::{
+    BridgeTopo, Cmd, CrossFrame, GoneEvent, IdlePolicy, Link, NewQueue, QueueReport, Shared,
+    Topology, WorkerReport, WorkerStats, BATCH,
+};
+use crate::execute::{execute, Egress, PacketBuf};
+use crate::flowtable::Pipeline;
+use crate::key::FlowKey;
+use crate::packet::{extract, Layout};
+use crate::port::{PortError, PortQueue};
+use crate::xlate::{xlate, XlateCtx, XlateOutput};
+use arc_swap::ArcSwap;
+use control::flow::field::Field;
+use crossbeam::channel::Receiver;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Capacity reserved in transmit staging buffers (a full-size Ethernet frame with tags).
+const FRAME_CAP: usize = 1536;
+/// Empty iterations before the `Sleep` policy starts sleeping.
+const SPIN_BEFORE_SLEEP: u32 = 16;
+
+/// A queue this worker owns, with its transmit staging.
+struct OwnedQueue {
+    qid: u64,
+    bridge: u32,
+    /// Index of the bridge in the worker's topology.
+    view: usize,
+    ofport: u32,
+    q: Box<dyn PortQueue>,
+    /// Drops of packets received here.
+    drops: Drops,
+    /// Frames waiting to be sent (`tx[..tx_n]`); buffers are kept for reuse.
+    tx: Vec<Vec<u8>>,
+    tx_n: usize,
+}
+
+impl OwnedQueue {
+    /// Hand the staged frames to the queue.
+    fn flush(&mut self) {
+        if self.tx_n == 0 {
+            return;
+        }
+        let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+        for (r, b) in refs.iter_mut().zip(&self.tx[..self.tx_n]) {
+            *r = b;
+        }
+        // What the queue does not accept it counts itself (`tx_ring_full`, `tx_oversize`).
+        self.q.send(&refs[..self.tx_n]);
+        self.tx_n = 0;
+    }
+
+    /// The next staging buffer (flushing first if the batch is full).
+    fn slot(&mut self) -> &mut Vec<u8> {
+        if self.tx_n == BATCH {
+            self.flush();
+        }
+        if self.tx.len() == self.tx_n {
+            self.tx.push(Vec::with_capacity(FRAME_CAP));
+        }
+        self.tx_n += 1;
+        &mut self.tx[self.tx_n - 1]
+    }
+
+    fn stage(&mut self, frame: &[u8]) {
+        let b = self.slot();
+        b.clear();
+        b.extend_from_slice(frame);
+    }
+
+    fn report(&self) -> QueueReport {
+        QueueReport {
+            qid: self.qid,
+            counters: self.q.counters(),
+            drops: self.drops,
+        }
+    }
+}
+
+/// A bridge as this worker tracks it.
+struct BridgeView {
+    id: u32,
+    handle: Arc<ArcSwap<Pipeline>>,
+    /// The version in use (held, so its address identifies it: no ABA).
+    pipeline: Arc<Pipeline>,
+    /// Cache epoch of the bridge (see `cache`).
+    epoch: u64,
+    drops: Drops,
+}
+
+/// Rate limit for the `controller` log line.
+#[derive(Default)]
+struct LogLimit {
+    last_ms: u64,
+    suppressed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    packets: u64,
+    hits: u64,
+    misses: u64,
+    busy_ns: u64,
+    idle_ns: u64,
+}
+
+/// A worker's state. Runs on its own thread ([`Worker::run`]) or is driven by a benchmark.
+pub(crate) struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    cmds: Receiver<Cmd>,
+    topo: Arc<Topology>,
+    views: Vec<BridgeView>,
+    queues: Vec<OwnedQueue>,
+    /// qid → index in `queues`.
+    qindex: FxHashMap<u64, usize>,
+    cache: FlowCache,
+    epochs: u64,
+    bufs: Vec<PacketBuf>,
+    keys: Vec<FlowKey>,
+    layouts: Vec<Option<Layout>>,
+    xout: XlateOutput,
+    counters: Counters,
+    log: LogLimit,
+    idle_streak: u32,
+}
+
+impl Worker {
+    pub(crate) fn new(id: usize, shared: Arc<Shared>, cmds: Receiver<Cmd>) -> Worker {
+        let mut bufs = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let mut b = PacketBuf::from_frame(&[0; FRAME_CAP]);
+            b.reset(&[]);
+            bufs.push(b);
+        }
+        Worker {
+            id,
+            topo: Arc::new(Topology::default()),
+            shared,
+            cmds,
+            views: Vec::new(),
+            queues: Vec::new(),
+            qindex: FxHashMap::default(),
+            cache: FlowCache::new(cache::DEFAULT_ENTRIES),
+            epochs: 0,
+            bufs,
+            keys: vec![FlowKey::zero(); BATCH],
+            layouts: vec![None; BATCH],
+            xout: XlateOutput::new(),
+            counters: Counters::default(),
+            log: LogLimit::default(),
+            idle_streak: 0,
+        }
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    pub(crate) fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    fn next_epoch(&mut self) -> u64 {
+        self.epochs += 1;
+        self.epochs
+    }
+
+    /// The thread body: iterate until stopped, then drop every queue.
+    pub(crate) fn run(mut self) {
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let moved = self.iterate();
+            if moved > 0 || self.shared.idle == IdlePolicy::Busy {
+                self.idle_streak = 0;
+                continue;
+            }
+            self.idle_streak += 1;
+            if self.idle_streak > SPIN_BEFORE_SLEEP && !self.queues.iter().any(|q| q.q.tx_pending())
+            {
+                let steps = (self.idle_streak - SPIN_BEFORE_SLEEP).min(4);
+                let t = Instant::now();
+                std::thread::sleep(Duration::from_micros(50 * u64::from(steps)));
+                self.counters.idle_ns += t.elapsed().as_nanos() as u64;
+            }
+        }
+        self.queues.clear();
+    }
+
+    /// One iteration: quiet point, crossing frames, a batch from each queue, transmit, poll.
+    pub(crate) fn iterate(&mut self) -> usize {
+        let t0 = Instant::now();
+        self.quiet_point();
+        let now_ms = t0.saturating_duration_since(self.shared.clock).as_millis() as u64;
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut moved = self.drain_crossing();
+        for qi in 0..self.queues.len() {
+            moved += self.process_queue(qi, now_ms, wall_ms);
+        }
+        for q in &mut self.queues {
+            q.flush();
+        }
+        self.poll_queues();
+        let ns = t0.elapsed().as_nanos() as u64;
+        if moved > 0 {
+            self.counters.busy_ns += ns;
+        } else {
+            self.counters.idle_ns += ns;
+        }
+        moved
+    }
+
+    /// Pick up a new topology and run pending commands.
+    fn quiet_point(&mut self) {
+        self.refresh_topology();
+        while let Ok(cmd) = self.cmds.try_recv() {
+            match cmd {
+                Cmd::AddQueue(nq, ack) => {
+                    self.refresh_topology();
+                    self.add_queue(nq);
+                    let _ = ack.send(());
+                }
+                Cmd::DelQueues(qids, ack) => {
+                    let mut out = Vec::new();
+                    for qid in qids {
+                        if let Some(&i) = self.qindex.get(&qid) {
+                            out.push(self.queues[i].report());
+                            self.remove_queue(i);
+                        }
+                    }
+                    // The queues are dropped before the acknowledgment is sent.
+                    let _ = ack.send(out);
+                }
+                Cmd::Report { clear, reply } => {
+                    let _ = reply.send(self.report(clear));
+                }
+            }
+        }
+    }
+
+    fn refresh_topology(&mut self) {
+        if self.shared.topo.load().gen == self.topo.gen {
+            return;
+        }
+        let topo = self.shared.topo.load_full();
+        let mut views = Vec::with_capacity(topo.bridges.len());
+        for b in &topo.bridges {
+            // Ports changed (flood sets): every bridge gets a new epoch, old entries miss.
+            let epoch = self.next_epoch();
+            let old = self.views.iter().position(|v| v.id == b.id);
+            views.push(match old {
+                Some(i) => BridgeView {
+                    id: b.id,
+                    handle: b.pipeline.clone(),
+                    pipeline: self.views[i].pipeline.clone(),
+                    epoch,
+                    drops: self.views[i].drops,
+                },
+                None => BridgeView {
+                    id: b.id,
+                    handle: b.pipeline.clone(),
+                    pipeline: b.pipeline.load_full(),
+                    epoch,
+                    drops: [0; N_DROPS],
+                },
+            });
+        }
+        self.views = views;
+        self.topo = topo;
+        // Queues of bridges that vanished cannot be served (the control thread removes ports
+        // before their bridge, so this does not happen in practice).
+        let mut i = 0;
+        while i < self.queues.len() {
+            let bridge = self.queues[i].bridge;
+            match self.topo.bridges.iter().position(|b| b.id == bridge) {
+                Some(v) => {
+                    self.queues[i].view = v;
+                    i += 1;
+                }
+                None => self.remove_queue(i),
+            }
+        }
+    }
+
+    fn add_queue(&mut self, nq: NewQueue) {
+        let Some(view) = self.topo.bridges.iter().position(|b| b.id == nq.bridge) else {
+            tracing::warn!(iface = %nq.iface, "queue for an unknown bridge dropped");
+            return;
+        };
+        self.queues.push(OwnedQueue {
+            qid: nq.qid,
+            bridge: nq.bridge,
+            view,
+            ofport: nq.ofport,
+            q: nq.queue,
+            drops: [0; N_DROPS],
+            tx: Vec::new(),
+            tx_n: 0,
+        });
+        self.reindex();
+    }
+
+    fn remove_queue(&mut self, i: usize) {
+        let mut q = self.queues.swap_remove(i);
+        q.flush();
+        drop(q);
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.qindex = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.qid, i))
+            .collect();
+    }
+
+    fn report(&mut self, clear: bool) -> WorkerReport {
+        let c = &self.counters;
+        let stats = WorkerStats {
+            worker: self.id,
+            queues: self.queues.len(),
+            packets: c.packets,
+            cache_hits: c.hits,
+            cache_misses: c.misses,
+            busy_ns: c.busy_ns,
+            idle_ns: c.idle_ns,
+            busy_ns_per_packet: if c.packets == 0 {
+                0.0
+            } else {
+                c.busy_ns as f64 / c.packets as f64
+            },
+        };
+        if clear {
+            self.counters = Counters::default();
+        }
+        WorkerReport {
+            stats,
+            queues: self.queues.iter().map(OwnedQueue::report).collect(),
+            bridge_drops: self.views.iter().map(|v| (v.id, v.drops)).collect(),
+        }
+    }
+
+    /// Transmit frames other workers sent us for our queues.
+    fn drain_crossing(&mut self) -> usize {
+        let mut moved = 0;
+        for from in 0..self.shared.links.len() {
+            let link: &Link = &self.shared.links[from][self.id];
+            while let Some(CrossFrame { qid, mut data }) = link.frames.pop() {
+                moved += 1;
+                match self.qindex.get(&qid) {
+                    Some(&i) => {
+                        // Swap the buffer into the staging slot: no copy; the slot's old
+                        // buffer goes back to the sender.
+                        std::mem::swap(self.queues[i].slot(), &mut data);
+                    }
+                    None => {
+                        // The port went away while the frame was crossing.
+                        if let Some(v) = self.views.first_mut() {
+                            v.drops[stats::STALE_QUEUE] += 1;
+                        }
+                    }
+                }
+                let _ = link.pool.push(data);
+            }
+        }
+        moved
+    }
+
+    /// Poll every queue; drop the ones whose interface is gone and report them.
+    fn poll_queues(&mut self) {
+        let mut i = 0;
+        while i < self.queues.len() {
+            match self.queues[i].q.poll() {
+                Err(PortError::Gone(iface)) => {
+                    let q = &self.queues[i];
+                    tracing::warn!(worker = self.id, %iface, ofport = q.ofport, "queue gone");
+                    let ev = GoneEvent {
+                        qid: q.qid,
+                        bridge: q.bridge,
+                        ofport: q.ofport,
+                    };
+                    self.remove_queue(i);
+                    let _ = self.shared.gone.send(ev);
+                }
+                Err(e) => {
+                    // Other errors are counted by the queue (`io_errors`); keep serving.
+                    tracing::debug!(worker = self.id, error = %e, "queue poll error");
+                    i += 1;
+                }
+                Ok(()) => i += 1,
+            }
+        }
+    }
+
+    /// Receive one batch on queue `qi` and process it.
+    fn process_queue(&mut self, qi: usize, now_ms: u64, wall_ms: u64) -> usize {
+        let n = self.queues[qi].q.recv(&mut self.bufs);
+        if n == 0 {
+            return 0;
+        }
+        let vi = self.queues[qi].view;
+        // Quiet point for this bridge, after receiving: a version published before these
+        // frames arrived is the one that handles them.
+        {
+            let view = &self.views[vi];
+            let cur = view.handle.load();
+            if !Arc::ptr_eq(&cur, &view.pipeline) {
+                let p = arc_swap::Guard::into_inner(cur);
+                let epoch = self.next_epoch();
+                let view = &mut self.views[vi];
+                view.pipeline = p;
+                view.epoch = epoch;
+            }
+        }
+        let in_port = self.queues[qi].ofport;
+        let mut drops: Drops = [0; N_DROPS];
+        let Worker {
+            id,
+            shared,
+            topo,
+            views,
+            queues,
+            qindex,
+            cache,
+            bufs,
+            keys,
+            layouts,
+            xout,
+            counters,
+            log,
+            ..
+        } = self;
+        let bridge = &topo.bridges[vi];
+        let view = &views[vi];
+
+        // Keys for the whole batch first (the extractor's code stays hot).
+        for i in 0..n {
+            let key = &mut keys[i];
+            *key = FlowKey::zero();
+            key.set(Field::InPort, u128::from(in_port));
+            layouts[i] = match extract(bufs[i].data(), key) {
+                Ok(l) => Some(l),
+                Err(m) => {
+                    drops[stats::malformed(m)] += 1;
+                    None
+                }
+            };
+        }
+
+        let mut emit = Emit {
+            me: *id,
+            bridge,
+            qindex,
+            queues,
+            links: &shared.links[*id],
+            drops: &mut drops,
+            now_ms,
+            in_port,
+            log,
+        };
+        for i in 0..n {
+            let Some(layout) = layouts[i] else { continue };
+            let key = &keys[i];
+            let len = bufs[i].len() as u64;
+            let h = cache::hash(view.id, key);
+            let idx = match cache.lookup(view.id, view.epoch, key, h) {
+                Lookup::Hit(e) => {
+                    counters.hits += 1;
+                    for r in &cache.get(e).rules {
+                        r.hit(len, wall_ms);
+                    }
+                    e
+                }
+                Lookup::Miss(stale) => {
+                    counters.misses += 1;
+                    let ctx = XlateCtx {
+                        pipeline: &view.pipeline,
+                        ports: &bridge.ports,
+                        now_ms: wall_ms,
+                        packet_len: len,
+                    };
+                    xlate(&ctx, key, xout);
+                    cache.insert(view.id, view.epoch, key, h, stale, xout)
+                }
+            };
+            let entry = cache.get(idx);
+            if let Some(r) = entry.drop_reason {
+                emit.drops[stats::xlate(r)] += 1;
+            }
+            let res = execute(&entry.actions, &mut bufs[i], layout, key, &mut |eg, b| {
+                emit.output(eg, b.data())
+            });
+            if let Err(e) = res {
+                emit.drops[stats::exec(e)] += 1;
+            }
+        }
+        counters.packets += n as u64;
+        stats::add(&mut queues[qi].drops, &drops);
+        stats::add(&mut views[vi].drops, &drops);
+        n
+    }
+}
+
+/// Output handling for one batch: where frames go.
+struct Emit<'a> {
+    me: usize,
+    bridge: &'a BridgeTopo,
+    qindex: &'a FxHashMap<u64, usize>,
+    queues: &'a mut [OwnedQueue],
+    /// `links[to]` from this worker.
+    links: &'a [Link],
+    drops: &'a mut Drops,
+    now_ms: u64,
+    in_port: u32,
+    log: &'a mut LogLimit,
+}
+
+impl Emit<'_> {
+    #[inline]
+    fn output(&mut self, eg: Egress, frame: &[u8]) {
+        match eg {
+            Egress::Port(p) => self.port_out(p, frame),
+            Egress::Normal => self.normal(frame),
+            Egress::Controller { reason, .. } => {
+                self.drops[stats::CONTROLLER] += 1;
+                // No controller exists yet: say so, at most once a second per worker.
+                if self.now_ms.saturating_sub(self.log.last_ms) >= 1000 || self.log.last_ms == 0 {
+                    tracing::info!(
+                        bridge = %self.bridge.name,
+                        in_port = self.in_port,
+                        reason = reason.name(),
+                        suppressed = self.log.suppressed,
+                        "packet to controller dropped: no controller"
+                    );
+                    self.log.last_ms = self.now_ms.max(1);
+                    self.log.suppressed = 0;
+                } else {
+                    self.log.suppressed += 1;
+                }
+            }
+        }
+    }
+
+    /// Send `frame` out of OpenFlow port `p`.
+    #[inline]
+    fn port_out(&mut self, p: u32, frame: &[u8]) {
+        let Some(locs) = self.bridge.port_map.get(&p).filter(|l| !l.is_empty()) else {
+            self.drops[stats::UNKNOWN_PORT] += 1;
+            return;
+        };
+        let me = self.me;
+        let loc = locs
+            .iter()
+            .find(|l| l.worker == me)
+            .unwrap_or(&locs[me % locs.len()]);
+        if loc.worker == me {
+            match self.qindex.get(&loc.qid) {
+                Some(&i) => self.queues[i].stage(frame),
+                None => self.drops[stats::STALE_QUEUE] += 1,
+            }
+            return;
+        }
+        let link = &self.links[loc.worker];
+        let mut data = link
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(FRAME_CAP));
+        data.clear();
+        data.extend_from_slice(frame);
+        if link.frames.push(CrossFrame { qid: loc.qid, data }).is_err() {
+            self.drops[stats::CROSS_QUEUE_FULL] += 1;
+        }
+    }
+
+    /// The learning switch: learn the source, forward to the known destination or flood.
+    fn normal(&mut self, frame: &[u8]) {
+        if frame.len() < 14 {
+            self.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
+            return;
+        }
+        let mac = |o: usize| -> [u8; 6] {
+            let mut m = [0; 6];
+            m.copy_from_slice(&frame[o..o + 6]);
+            m
+        };
+        let (dst, src) = (mac(0), mac(6));
+        let tpid = u16::from_be_bytes([frame[12], frame[13]]);
+        let vlan = if (tpid == 0x8100 || tpid == 0x88a8) && frame.len() >= 16 {
+            u16::from_be_bytes([frame[14], frame[15]]) & 0x0fff
+        } else {
+            0
+        };
+        let bridge = self.bridge;
+        if src[0] & 1 == 0 {
+            bridge.fdb.learn(vlan, &src, self.in_port, self.now_ms);
+        }
+        if dst[0] & 1 == 0 {
+            if let Some(p) = bridge.fdb.lookup(vlan, &dst, self.now_ms) {
+                if p == self.in_port {
+                    self.drops[stats::NORMAL_SAME_PORT] += 1;
+                    return;
+                }
+                if bridge.port_map.contains_key(&p) {
+                    self.port_out(p, frame);
+                    return;
+                }
+            }
+        }
+        // Unknown unicast, broadcast, multicast: every port but the ingress one.
+        for &p in &bridge.ports {
+            if p != self.in_port {
+                self.port_out(p, frame);
+            }
+        }
+    }
+}
