@@ -23,6 +23,14 @@ use crate::execute::PacketBuf;
 pub mod memory;
 use serde::{Deserialize, Serialize};
 
+pub mod afpacket;
+pub mod afxdp;
+pub mod iface;
+mod open;
+
+pub use afxdp::{cleanup_stale_xdp, sweep_stale_xdp};
+pub use open::open;
+
 /// Which implementation a port uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
