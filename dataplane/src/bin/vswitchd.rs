@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use control::protocol::DEFAULT_SOCKET;
 use dataplane::daemon::{server, Switch};
+use dataplane::datapath::{DatapathConfig, IdlePolicy};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
@@ -22,10 +23,27 @@ struct Args {
     /// Run without a configuration database: nothing is restored or saved.
     #[arg(long, conflicts_with = "db")]
     no_db: bool,
+    /// Poll-mode worker threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// What workers do when their queues are empty: `busy` polls (lowest latency, one full
+    /// core per worker: production hosts with dedicated cores), `sleep` backs off to short
+    /// sleeps (small machines and labs).
+    #[arg(long, value_enum, default_value = "busy")]
+    idle: IdleArg,
+    /// Seconds a learned MAC address stays in the `normal` action's table without being seen.
+    #[arg(long, default_value_t = 300)]
+    mac_aging: u64,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive such as
     /// "dataplane=debug"); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IdleArg {
+    Busy,
+    Sleep,
 }
 
 fn main() {
@@ -48,11 +66,16 @@ fn run(args: Args) -> Result<()> {
     // Register signal handlers before anything else so a SIGTERM during start-up still
     // removes the socket.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
-    let switch = Arc::new(if args.no_db {
-        Switch::new()
-    } else {
-        Switch::open(&args.db)?
-    });
+    let dp_config = DatapathConfig {
+        workers: args.workers.max(1),
+        idle: match args.idle {
+            IdleArg::Busy => IdlePolicy::Busy,
+            IdleArg::Sleep => IdlePolicy::Sleep,
+        },
+        mac_aging_secs: args.mac_aging,
+    };
+    let db = (!args.no_db).then_some(args.db.as_path());
+    let switch = Arc::new(Switch::start(db, dp_config)?);
     let listener = server::bind(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), pid = std::process::id(), "vswitchd listening");
 
@@ -64,21 +87,27 @@ fn run(args: Args) -> Result<()> {
         })
         .context("spawning the control thread")?;
 
-    // Flow timeouts are in whole seconds; checking every 250 ms keeps expiry within a
-    // quarter second of the deadline and costs nothing when no flow has a timeout.
+    // Housekeeping: flow timeouts are in whole seconds, so checking every 250 ms keeps expiry
+    // within a quarter second of the deadline (and costs nothing when no flow has a timeout);
+    // vanished interfaces are noticed as fast, missing ports are retried every 2 s.
     std::thread::Builder::new()
-        .name("flow-expiry".into())
+        .name("housekeeping".into())
         .spawn({
             let switch = switch.clone();
-            move || loop {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                switch.expire_flows();
+            move || {
+                for tick in 0u64.. {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    switch.expire_flows();
+                    switch.housekeep_ports(tick % 8 == 0);
+                }
             }
         })
-        .context("spawning the expiry thread")?;
+        .context("spawning the housekeeping thread")?;
 
     let sig = signals.forever().next();
     tracing::info!(signal = ?sig, "shutting down");
+    // Stop the workers first: dropping the ports detaches their XDP programs.
+    switch.shutdown();
     if let Err(e) = std::fs::remove_file(&args.socket) {
         tracing::warn!(error = %e, "could not remove control socket");
     }

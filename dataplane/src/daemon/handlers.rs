@@ -5,13 +5,15 @@
 
 use super::bridge::Bridge;
 use super::db::{self, DbError};
+use super::ports::PortEntry;
 use super::trace::trace_packet;
+use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
 use crate::flowtable::{FlowModError, Pipeline, Rule};
 use control::flow::ast::{Action, FlowSpec};
 use control::flow::filter::{all_flows, parse_filter, Filter};
 use control::flow::{format_dump_line, format_flow, parse_flow, DumpStats, FlowError, ParseMode};
 use control::protocol::{
-    BridgeInfo, Command, ErrorKind, ErrorReply, FlowDump, Reply, ShowInfo, TableInfo,
+    BridgeInfo, Command, ErrorKind, ErrorReply, FlowDump, PortType, Reply, ShowInfo, TableInfo,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,12 +29,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The whole switch: its bridges, and where its configuration is kept.
-#[derive(Default)]
+/// The whole switch: its bridges and ports, the datapath that moves their packets, and where
+/// the configuration is kept.
 pub struct Switch {
-    bridges: Mutex<BTreeMap<String, Arc<Bridge>>>,
-    /// The configuration database; `None` runs without persistence (tests, `trace` demos).
+    state: Mutex<State>,
+    /// The configuration database; `None` runs without persistence.
     db: Option<PathBuf>,
+    /// Datapath settings, for `show`.
+    dp_config: DatapathConfig,
+}
+
+/// Everything the control plane changes, under one lock (control commands are rare; packet
+/// workers never take it).
+pub(super) struct State {
+    /// Bridges by name.
+    pub(super) bridges: BTreeMap<String, Arc<Bridge>>,
+    /// Ports by bridge, then by ofport.
+    pub(super) ports: BTreeMap<String, BTreeMap<u32, PortEntry>>,
+    /// The workers; `None` once shut down.
+    pub(super) datapath: Option<Datapath>,
 }
 
 /// Why the saved configuration could not be restored at start.
@@ -58,16 +73,20 @@ pub enum RestoreError {
 type Outcome = Result<Reply, ErrorReply>;
 
 impl Switch {
-    /// An empty switch without persistence.
-    pub fn new() -> Switch {
-        Switch::default()
-    }
-
-    /// A switch that keeps its configuration in `db`, restored from it now if the file exists.
-    pub fn open(db: &Path) -> Result<Switch, RestoreError> {
+    /// Start the datapath and restore the configuration from `db` (when given and present).
+    pub fn start(db: Option<&Path>, dp_config: DatapathConfig) -> Result<Switch, RestoreError> {
         let switch = Switch {
-            bridges: Mutex::default(),
-            db: Some(db.to_path_buf()),
+            state: Mutex::new(State {
+                bridges: BTreeMap::new(),
+                ports: BTreeMap::new(),
+                datapath: Some(Datapath::start(dp_config.clone())),
+            }),
+            db: db.map(Path::to_path_buf),
+            dp_config,
+        };
+        let Some(db) = db else {
+            tracing::info!("running without a configuration database");
+            return Ok(switch);
         };
         let Some(config) = db::load(db)? else {
             tracing::info!(db = %db.display(), "no configuration database yet; starting empty");
@@ -79,8 +98,9 @@ impl Switch {
             message,
         };
         let mut n_flows = 0;
+        let mut n_ports = 0;
         {
-            let mut bridges = switch.lock();
+            let mut st = switch.lock();
             for bc in &config.bridges {
                 validate_bridge_name(&bc.name).map_err(|e| content(&bc.name, e.message))?;
                 let br = Bridge::new(&bc.name);
@@ -94,24 +114,48 @@ impl Switch {
                     n_flows += 1;
                 }
                 br.publish(edit.finish());
-                bridges.insert(bc.name.clone(), Arc::new(br));
+                let br = Arc::new(br);
+                st.add_bridge_runtime(&br)
+                    .map_err(|e| content(&bc.name, e.message))?;
+                st.bridges.insert(bc.name.clone(), br);
+                for pc in &bc.ports {
+                    let kind = PortType::from_name(&pc.kind).ok_or_else(|| {
+                        content(
+                            &bc.name,
+                            format!("port {}: unknown kind {:?}", pc.iface, pc.kind),
+                        )
+                    })?;
+                    // An interface that is missing now may appear later: the port stays
+                    // configured and housekeeping retries it.
+                    st.attach_port(&bc.name, &pc.iface, kind, pc.ofport);
+                    n_ports += 1;
+                }
             }
         }
         tracing::info!(
             db = %db.display(),
             bridges = config.bridges.len(),
+            ports = n_ports,
             flows = n_flows,
             "configuration restored"
         );
         Ok(switch)
     }
 
-    /// Save the configuration `bridges` describes — with `pending` standing in for the named
+    /// Stop the workers and release every port (AF_XDP programs are detached).
+    pub fn shutdown(&self) {
+        let datapath = self.lock().datapath.take();
+        if let Some(dp) = datapath {
+            dp.shutdown();
+        }
+    }
+
+    /// Save the configuration `st` describes — with `pending` standing in for the named
     /// bridge's pipeline, so a change is on disk before it is published. Without a database
     /// this does nothing.
-    fn persist(
+    pub(super) fn persist(
         &self,
-        bridges: &BTreeMap<String, Arc<Bridge>>,
+        st: &State,
         pending: Option<(&str, &Pipeline)>,
     ) -> Result<(), ErrorReply> {
         let Some(path) = &self.db else {
@@ -120,7 +164,8 @@ impl Switch {
         let everything = all_flows();
         let config = db::Config {
             format: db::FORMAT,
-            bridges: bridges
+            bridges: st
+                .bridges
                 .values()
                 .map(|br| {
                     let current;
@@ -133,7 +178,17 @@ impl Switch {
                     };
                     db::BridgeConfig {
                         name: br.name().to_string(),
-                        ports: Vec::new(),
+                        ports: st
+                            .ports
+                            .get(br.name())
+                            .into_iter()
+                            .flatten()
+                            .map(|(ofport, p)| db::PortConfig {
+                                iface: p.iface.clone(),
+                                ofport: *ofport,
+                                kind: p.kind.name().to_string(),
+                            })
+                            .collect(),
                         flows: pipeline
                             .dump(&everything.spec, None)
                             .iter()
@@ -154,13 +209,13 @@ impl Switch {
 
     /// The bridge called `name`.
     pub fn bridge(&self, name: &str) -> Option<Arc<Bridge>> {
-        self.lock().get(name).cloned()
+        self.lock().bridges.get(name).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Bridge>>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A handler that panicked cannot have published half a change (publishing is one
-        // pointer swap), so the map is consistent even if the lock is poisoned.
-        self.bridges.lock().unwrap_or_else(|p| p.into_inner())
+        // pointer swap), so the state is consistent even if the lock is poisoned.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Execute one command.
@@ -173,7 +228,7 @@ impl Switch {
             Command::AddBr { bridge, may_exist } => self.add_br(&bridge, may_exist),
             Command::DelBr { bridge, if_exists } => self.del_br(&bridge, if_exists),
             Command::ListBr => Ok(Reply::Bridges {
-                bridges: self.lock().keys().cloned().collect(),
+                bridges: self.lock().bridges.keys().cloned().collect(),
             }),
             Command::Show => Ok(Reply::Show(self.show())),
             Command::AddFlows { bridge, flows } => self.add_flows(&bridge, &flows),
@@ -188,14 +243,16 @@ impl Switch {
                 strict,
             } => self.del_flows(&bridge, filter.as_deref(), strict),
             Command::DumpFlows { bridge, filter } => self.dump_flows(&bridge, filter.as_deref()),
-            Command::AddPort { .. }
-            | Command::DelPort { .. }
-            | Command::DumpPorts { .. }
-            | Command::FdbShow { .. }
-            | Command::PmdStats { .. } => Err(ErrorReply::new(
-                ErrorKind::Unsupported,
-                "ports are not wired into this build yet",
-            )),
+            Command::AddPort {
+                bridge,
+                iface,
+                kind,
+                ofport,
+            } => self.add_port(&bridge, &iface, kind, ofport),
+            Command::DelPort { bridge, iface } => self.del_port(&bridge, &iface),
+            Command::DumpPorts { bridge, port } => self.dump_ports(&bridge, port.as_deref()),
+            Command::FdbShow { bridge } => self.fdb_show(&bridge),
+            Command::PmdStats { clear } => self.pmd_stats(clear),
             Command::Trace { bridge, packet } => {
                 let br = self
                     .bridge(&bridge)
@@ -207,8 +264,8 @@ impl Switch {
 
     fn add_br(&self, name: &str, may_exist: bool) -> Outcome {
         validate_bridge_name(name)?;
-        let mut bridges = self.lock();
-        if bridges.contains_key(name) {
+        let mut st = self.lock();
+        if st.bridges.contains_key(name) {
             if may_exist {
                 return Ok(Reply::Done);
             }
@@ -217,49 +274,77 @@ impl Switch {
                 format!("bridge {name} already exists"),
             ));
         }
-        bridges.insert(name.to_string(), Arc::new(Bridge::new(name)));
-        if let Err(e) = self.persist(&bridges, None) {
-            bridges.remove(name);
+        let br = Arc::new(Bridge::new(name));
+        st.bridges.insert(name.to_string(), br.clone());
+        if let Err(e) = self.persist(&st, None) {
+            st.bridges.remove(name);
             return Err(e);
         }
+        st.add_bridge_runtime(&br)?;
         tracing::info!(bridge = name, "bridge added");
         Ok(Reply::Done)
     }
 
     fn del_br(&self, name: &str, if_exists: bool) -> Outcome {
-        let mut bridges = self.lock();
-        let Some(removed) = bridges.remove(name) else {
+        let mut st = self.lock();
+        let Some(removed) = st.bridges.remove(name) else {
             return if if_exists {
                 Ok(Reply::Done)
             } else {
                 Err(no_such_bridge(name))
             };
         };
-        if let Err(e) = self.persist(&bridges, None) {
-            bridges.insert(name.to_string(), removed);
+        let ports = st.ports.remove(name);
+        if let Err(e) = self.persist(&st, None) {
+            st.bridges.insert(name.to_string(), removed);
+            if let Some(p) = ports {
+                st.ports.insert(name.to_string(), p);
+            }
             return Err(e);
+        }
+        if let Some(dp) = &st.datapath {
+            // Removes the bridge's ports from the workers too.
+            if let Err(e) = dp.del_bridge(name) {
+                tracing::warn!(bridge = name, error = %e, "datapath did not know the bridge");
+            }
         }
         tracing::info!(bridge = name, "bridge deleted");
         Ok(Reply::Done)
     }
 
     fn show(&self) -> ShowInfo {
-        let bridges = self.lock();
+        let st = self.lock();
         ShowInfo {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
-            workers: 0,
-            idle: "-".into(),
+            workers: self.dp_config.workers.max(1),
+            idle: match self.dp_config.idle {
+                IdlePolicy::Busy => "busy".into(),
+                IdlePolicy::Sleep => "sleep".into(),
+            },
             db: self.db.as_ref().map(|p| p.display().to_string()),
-            bridges: bridges
+            bridges: st
+                .bridges
                 .values()
-                .map(|b| bridge_info(b.name(), &b.pipeline()))
+                .map(|b| {
+                    let mut info = bridge_info(b.name(), &b.pipeline());
+                    info.ports = st.port_show(b.name());
+                    info.drops = st
+                        .datapath
+                        .as_ref()
+                        .and_then(|dp| dp.drops(b.name()).ok())
+                        .unwrap_or_default();
+                    info
+                })
                 .collect(),
         }
     }
 
     fn add_flows(&self, bridge: &str, lines: &[String]) -> Outcome {
-        let bridges = self.lock();
-        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let st = self.lock();
+        let br = st
+            .bridges
+            .get(bridge)
+            .ok_or_else(|| no_such_bridge(bridge))?;
         // Parse and check every line before touching anything: a batch is all or nothing.
         let mut specs = Vec::new();
         let mut line_numbers = Vec::new();
@@ -283,7 +368,7 @@ impl Switch {
         }
         let next = edit.finish();
         let version = next.version();
-        self.persist(&bridges, Some((bridge, &next)))?;
+        self.persist(&st, Some((bridge, &next)))?;
         br.publish(next);
         tracing::info!(bridge, count = specs.len(), version, "flows added");
         Ok(Reply::FlowsChanged {
@@ -293,23 +378,29 @@ impl Switch {
     }
 
     fn mod_flows(&self, bridge: &str, text: &str, strict: bool) -> Outcome {
-        let bridges = self.lock();
-        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let st = self.lock();
+        let br = st
+            .bridges
+            .get(bridge)
+            .ok_or_else(|| no_such_bridge(bridge))?;
         let filter = parse_filter(text, ParseMode::Modify).map_err(|e| flow_error(1, e))?;
         check_executable(&filter.spec)?;
         let mut edit = br.pipeline().edit();
         let count = edit.modify(&filter.spec, filter.table, strict);
         let next = edit.finish();
         let version = next.version();
-        self.persist(&bridges, Some((bridge, &next)))?;
+        self.persist(&st, Some((bridge, &next)))?;
         br.publish(next);
         tracing::info!(bridge, count, version, strict, "flows modified");
         Ok(Reply::FlowsChanged { count, version })
     }
 
     fn del_flows(&self, bridge: &str, text: Option<&str>, strict: bool) -> Outcome {
-        let bridges = self.lock();
-        let br = bridges.get(bridge).ok_or_else(|| no_such_bridge(bridge))?;
+        let st = self.lock();
+        let br = st
+            .bridges
+            .get(bridge)
+            .ok_or_else(|| no_such_bridge(bridge))?;
         let filter = parse_optional_filter(text)?;
         let mut edit = br.pipeline().edit();
         let removed = edit.delete(&filter.spec, filter.table, strict);
@@ -345,10 +436,10 @@ impl Switch {
     /// Remove flows whose idle or hard timeout has passed, on every bridge. Returns how many
     /// were removed. Cheap when no flow has a timeout (no new version is built).
     pub fn expire_flows(&self) -> usize {
-        let bridges = self.lock();
+        let st = self.lock();
         let now = now_ms();
         let mut total = 0;
-        for br in bridges.values() {
+        for br in st.bridges.values() {
             let current = br.pipeline();
             if !current.has_timeouts() || current.next_expiry_ms().is_some_and(|t| t > now) {
                 continue;
@@ -371,7 +462,7 @@ impl Switch {
             let next = edit.finish();
             // Expiry is not a command anyone waits for: publish even if the save fails (the
             // error is logged); after a restart the flow would come back with a fresh timer.
-            let _ = self.persist(&bridges, Some((br.name(), &next)));
+            let _ = self.persist(&st, Some((br.name(), &next)));
             br.publish(next);
         }
         total
@@ -413,7 +504,7 @@ fn validate_bridge_name(name: &str) -> Result<(), ErrorReply> {
     }
 }
 
-fn no_such_bridge(name: &str) -> ErrorReply {
+pub(super) fn no_such_bridge(name: &str) -> ErrorReply {
     ErrorReply::new(ErrorKind::NoSuchBridge, format!("no bridge named {name}"))
 }
 

@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod db;
 pub mod handlers;
+pub mod ports;
 pub mod server;
 pub mod trace;
 
