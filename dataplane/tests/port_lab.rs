@@ -92,6 +92,10 @@ impl Lab {
     fn root(&self, side: &str) -> String {
         format!("{}{side}r", self.p)
     }
+    /// An extra root-namespace link name (removed by the guard).
+    fn extra(&self, tag: &str) -> String {
+        format!("{}x{tag}", self.p)
+    }
     /// Namespace end.
     fn inner(&self, side: &str) -> String {
         format!("{}{side}n", self.p)
@@ -164,6 +168,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        let _ = run(&["ip", "link", "del", &self.extra("g")]);
         for side in ["a", "b"] {
             let _ = run(&["ip", "link", "del", &self.root(side)]);
             let _ = run(&["ip", "netns", "del", &self.ns(side)]);
@@ -637,6 +642,48 @@ fn deleted_interface_is_gone_not_a_panic() {
         eprintln!("{:?}: gone = {gone:?}, {:?}", p.info.kind, q.counters());
         assert_eq!(gone.as_deref(), Some(p.info.iface.as_str()));
     }
+}
+
+/// A bridge device has no native XDP: the port must fall back to generic (SKB) mode.
+#[test]
+fn afxdp_falls_back_to_generic_xdp() {
+    if !lab_available("afxdp_falls_back_to_generic_xdp") {
+        return;
+    }
+    let lab = Lab::new();
+    let br = lab.extra("g");
+    sh(&["ip", "link", "add", &br, "type", "bridge"]);
+    sh(&["ip", "link", "set", &br, "up"]);
+    let p = open(&br, PortRequest::Afxdp);
+    eprintln!("{:?}", p.info);
+    assert_eq!(p.info.mode, "generic, copy");
+    drop(p);
+    let shown = sh(&["ip", "link", "show", "dev", &br]);
+    assert!(!shown.contains("xdp"), "{shown}");
+}
+
+/// With an MTU no UMEM chunk holds, AF_XDP is refused with the reason and `auto` falls back
+/// to AF_PACKET, which still forwards.
+#[test]
+fn auto_falls_back_to_afpacket() {
+    if !lab_available("auto_falls_back_to_afpacket") {
+        return;
+    }
+    let lab = Lab::new();
+    sh(&["ip", "link", "set", "dev", &lab.root("a"), "mtu", "9000"]);
+    match port::open(&lab.root("a"), PortRequest::Afxdp) {
+        Err(PortError::Unavailable { kind, reason, .. }) => {
+            eprintln!("afxdp refused: {reason}");
+            assert_eq!(kind, "afxdp");
+            assert!(reason.contains("MTU 9000"), "{reason}");
+        }
+        other => panic!("expected Unavailable, got {:?}", other.map(|p| p.info)),
+    }
+    let a = open(&lab.root("a"), PortRequest::Auto);
+    assert_eq!(a.info.kind, PortKind::Afpacket);
+    assert_eq!(a.info.mtu, 9000);
+    drop(a);
+    ping_through_lab(&lab, PortRequest::Auto, PortRequest::Auto, Lab::ip("b"));
 }
 
 #[test]
