@@ -14,6 +14,7 @@
 
 use dataplane::execute::PacketBuf;
 use dataplane::port::{self, OpenedPort, PortError, PortKind, PortRequest};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -42,7 +43,11 @@ fn lab_available(test: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: port lab needs root / CAP_NET_ADMIN and CI=true forbids skipping");
     }
-    eprintln!("SKIPPED {test}: port lab needs root / CAP_NET_ADMIN");
+    // Written to the stream directly: libtest's capture would hide eprintln! of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: port lab needs root / CAP_NET_ADMIN"
+    );
     false
 }
 
