@@ -449,9 +449,21 @@ fn tcp_megabyte_through_afxdp_forwarder() {
     if !lab_available("tcp_megabyte_through_afxdp_forwarder") {
         return;
     }
+    tcp_megabyte_through(PortRequest::Afxdp);
+}
+
+#[test]
+fn tcp_megabyte_through_afpacket_forwarder() {
+    if !lab_available("tcp_megabyte_through_afpacket_forwarder") {
+        return;
+    }
+    tcp_megabyte_through(PortRequest::Afpacket);
+}
+
+fn tcp_megabyte_through(req: PortRequest) {
     let lab = Lab::new();
-    let a = open(&lab.root("a"), PortRequest::Afxdp);
-    let b = open(&lab.root("b"), PortRequest::Afxdp);
+    let a = open(&lab.root("a"), req);
+    let b = open(&lab.root("b"), req);
     let fwd = Forwarder::start(a, b, Duration::from_secs(10));
     let server = Command::new("timeout")
         .args([
