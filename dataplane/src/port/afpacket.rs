@@ -12,7 +12,10 @@
 //! Checksums: frames a local stack sends through a veth may carry partial checksums
 //! (`CHECKSUM_PARTIAL`); AF_PACKET would expose that through `PACKET_VNET_HDR`, which this port
 //! does not use. Deployments (and the lab) turn off `tx`/`tso`/`gso` offloads on the peers,
-//! exactly as for AF_XDP (`shared/notes/afxdp-on-veth.md`).
+//! exactly as for AF_XDP (`shared/notes/afxdp-on-veth.md`). GRO on the port's own interface
+//! would hand the socket merged super-frames larger than a receive slot (MTU + 22 bytes, at
+//! least 2 KiB); they are dropped and counted as `rx_oversize`, so keep GRO off on port
+//! interfaces (the veth default).
 //!
 //! All `unsafe` here is the socket system calls and reading the control messages they return.
 #![allow(unsafe_code)]

@@ -696,6 +696,8 @@ pub struct AfXdpQueue {
     iface: String,
     queue: u32,
     frame_mask: u64,
+    /// UMEM offsets below this are RX chunks, the rest TX chunks.
+    rx_region: u64,
     max_tx: usize,
     /// TX chunks free for `send` (capacity TX_FRAMES, never grown).
     free_tx: Vec<u64>,
@@ -729,6 +731,7 @@ impl AfXdpQueue {
             iface: info.name.clone(),
             queue,
             frame_mask: !(fs - 1),
+            rx_region: RX_FRAMES as u64 * fs,
             max_tx,
             free_tx: (RX_FRAMES as u64..(RX_FRAMES + TX_FRAMES) as u64)
                 .map(|i| i * fs)
@@ -908,8 +911,10 @@ impl PortQueue for AfXdpQueue {
                 }
                 None => self.counters.io_errors += 1,
             }
-            if self.rx_spare.len() < self.rx_spare.capacity() {
-                self.rx_spare.push(d.addr & self.frame_mask);
+            // Back to the kernel, if it is one of our RX chunks (it always should be).
+            let chunk = d.addr & self.frame_mask;
+            if chunk < self.rx_region && self.rx_spare.len() < self.rx_spare.capacity() {
+                self.rx_spare.push(chunk);
             }
         }
         // SAFETY: releases exactly the `n` descriptors peeked, after their data was copied.

@@ -12,6 +12,13 @@
 //!   AF_XDP cannot be had.
 //! * `memory` — an in-process port for tests and benchmarks.
 //!
+//! [`open()`] opens a port as a [`PortRequest`] asks (`auto`: AF_XDP, else AF_PACKET with a
+//! warning giving the reason); [`iface`] looks interfaces up; [`cleanup_stale_xdp`] and
+//! [`sweep_stale_xdp`] detach AF_XDP programs a crashed run left attached. The backends'
+//! modules document what they fix (`afxdp`: mode obtained on veth, libbpf defects, TX-kick
+//! policy; `afpacket`: VLAN re-insertion, checksum caveat). Lab tests on real veths and
+//! namespaces: `dataplane/tests/port_lab.rs` (root).
+//!
 //! The queue interface copies frames in and out of the caller's buffers. On veth AF_XDP runs in
 //! copy mode anyway (the kernel copies into the UMEM), and a second copy of a small frame costs
 //! a few nanoseconds against the ~1.3 µs of kernel work per packet measured for copy-mode I/O
