@@ -268,6 +268,8 @@ pub(crate) struct Topology {
 /// A frame crossing from one worker to the owner of its output queue.
 pub(crate) struct CrossFrame {
     pub(crate) qid: u64,
+    /// Bridge id, to count the frame if the queue is gone on arrival.
+    pub(crate) bridge: u32,
     pub(crate) data: Vec<u8>,
 }
 

@@ -353,7 +353,12 @@ impl Worker {
         let mut moved = 0;
         for from in 0..self.shared.links.len() {
             let link: &Link = &self.shared.links[from][self.id];
-            while let Some(CrossFrame { qid, mut data }) = link.frames.pop() {
+            while let Some(CrossFrame {
+                qid,
+                bridge,
+                mut data,
+            }) = link.frames.pop()
+            {
                 moved += 1;
                 match self.qindex.get(&qid) {
                     Some(&i) => {
@@ -363,7 +368,7 @@ impl Worker {
                     }
                     None => {
                         // The port went away while the frame was crossing.
-                        if let Some(v) = self.views.first_mut() {
+                        if let Some(v) = self.views.iter_mut().find(|v| v.id == bridge) {
                             v.drops[stats::STALE_QUEUE] += 1;
                         }
                     }
@@ -575,7 +580,12 @@ impl Emit<'_> {
             .unwrap_or_else(|| Vec::with_capacity(FRAME_CAP));
         data.clear();
         data.extend_from_slice(frame);
-        if link.frames.push(CrossFrame { qid: loc.qid, data }).is_err() {
+        let cf = CrossFrame {
+            qid: loc.qid,
+            bridge: self.bridge.id,
+            data,
+        };
+        if link.frames.push(cf).is_err() {
             self.drops[stats::CROSS_QUEUE_FULL] += 1;
         }
     }
