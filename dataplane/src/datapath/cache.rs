@@ -1,20 +1,27 @@
 //! The per-worker exact-match flow cache in front of the pipeline.
 //!
-//! Exact match on (bridge, whole flow key), two-way set associative, fixed size. Why exact
-//! match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key and one
-//! comparison, whatever the pipeline looks like; a megaflow cache needs a lookup per distinct
-//! mask (tuple space search again), which is what the classifier already does, and its benefit
-//! — fewer misses when many microflows share a megaflow — matters once the miss rate does.
-//! The benchmark (`bench/benches/datapath.rs`) shows the miss path at a few µs against
-//! ~100–200 ns for a hit, so with 16k entries per worker a working set of 10 000 flows stays
-//! on the hit path; a megaflow layer can be added behind this one later without changing the
-//! worker (the mask is already computed by translation).
+//! Exact match on (bridge, whole flow key), two-way set associative, fixed size
+//! ([`DEFAULT_ENTRIES`] per worker).
+//!
+//! Why exact match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key
+//! and one comparison, whatever the pipeline looks like, and a worker's cache is private so it
+//! needs no synchronization. A megaflow cache costs a masked hash and probe per distinct mask
+//! (tuple space search again, what the classifier already does) and pays off when many
+//! microflows share a megaflow and the miss path is expensive. Measured
+//! (`bench/benches/datapath.rs`, memory ports, one-rule pipeline, 2-core VM under load): a hit
+//! costs ~120–130 ns per packet end to end (of which ~40 ns is the memory port itself), a miss
+//! ~450 ns, and translating the 5-table benchmark pipeline alone ~250 ns (`bench/README.md`).
+//! With 16k entries a working set of 10 000 flows stays on the hit path (~200 ns: the entries
+//! no longer fit the CPU caches). So exact match is the simpler first layer; a megaflow layer
+//! can go behind it later without changing the worker (translation already computes the mask).
 //!
 //! Validity: an entry records the *epoch* of its bridge at insertion. The worker gives a bridge
 //! a fresh epoch whenever it notices a new pipeline version or a port added or removed (flood
 //! sets change), so every older entry of that bridge becomes a miss at once, without walking
-//! the cache. Replacement: a new entry goes to way 0 of its set and the previous way 0 moves to
-//! way 1 (the old way 1 is evicted), so a set keeps the two most recently inserted flows.
+//! the cache. A new version is recognized by the identity of the `Arc<Pipeline>` the worker
+//! holds, not by `Pipeline::version()`: two independently built pipelines can carry the same
+//! number, while a held `Arc`'s address cannot be reused. Replacement: a new entry takes an empty way of its set, else the way inserted
+//! longest ago (entries stay in place: moving ~300-byte entries cost more than translating).
 //! Entry storage (the action and rule vectors) is reused, so a warm cache does not allocate
 //! even on misses.
 
@@ -34,6 +41,8 @@ pub struct Entry {
     bridge: u32,
     /// 0 = empty.
     epoch: u64,
+    /// Insertion order (replacement).
+    seq: u64,
     key: FlowKey,
     /// Datapath actions.
     pub actions: Vec<DpAction>,
@@ -47,6 +56,8 @@ pub struct Entry {
 pub struct FlowCache {
     entries: Vec<Entry>,
     sets_mask: usize,
+    /// Insertions so far.
+    seq: u64,
 }
 
 /// Hash of (bridge, key).
@@ -83,6 +94,7 @@ impl FlowCache {
         FlowCache {
             entries: (0..sets * 2).map(|_| Entry::default()).collect(),
             sets_mask: sets - 1,
+            seq: 0,
         }
     }
 
@@ -127,13 +139,18 @@ impl FlowCache {
         let i = match stale {
             Some(i) => i,
             None => {
+                // An empty way, else the one inserted first (FIFO per set). Entries stay in
+                // place: moving ~300-byte entries around cost more than the translation.
                 let base = (hash as usize & self.sets_mask) * 2;
-                if self.entries[base].epoch != 0 {
-                    self.entries.swap(base, base + 1);
+                let (a, b) = (&self.entries[base], &self.entries[base + 1]);
+                if a.epoch == 0 || (b.epoch != 0 && a.seq <= b.seq) {
+                    base
+                } else {
+                    base + 1
                 }
-                base
             }
         };
+        self.seq += 1;
         let e = &mut self.entries[i];
         e.hash = hash;
         e.bridge = bridge;
@@ -144,6 +161,7 @@ impl FlowCache {
         e.rules.clear();
         e.rules.extend(out.rules.iter().cloned());
         e.drop_reason = out.drop_reason;
+        e.seq = self.seq;
         i
     }
 
