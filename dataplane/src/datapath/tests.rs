@@ -520,3 +520,35 @@ fn full_crossing_queue_drops_and_counts() {
     });
     assert_eq!(drops, vec![("cross_queue_full".to_string(), extra as u64)]);
 }
+
+#[test]
+fn busy_policy_forwards_and_accounts_time() {
+    let dp = Datapath::start(DatapathConfig {
+        workers: 1,
+        idle: IdlePolicy::Busy,
+        mac_aging_secs: 300,
+    });
+    let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&normal())));
+    dp.add_bridge("br0", pipe).unwrap();
+    let (p1, peer1) = memory::pair("p1");
+    let (p2, peer2) = memory::pair("p2");
+    dp.add_port("br0", 1, p1).unwrap();
+    dp.add_port("br0", 2, p2).unwrap();
+    for i in 0..64 {
+        peer1.inject(&frame(A, B, i % 4));
+    }
+    let mut got = 0;
+    wait_until(|| {
+        got += peer2.take().len();
+        got == 64
+    });
+    std::thread::sleep(Duration::from_millis(5));
+    let ws = dp.worker_stats(false);
+    assert_eq!(ws.len(), 1);
+    let w = &ws[0];
+    assert_eq!((w.packets, w.cache_misses, w.cache_hits), (64, 4, 60));
+    assert!(w.busy_ns > 0 && w.idle_ns > 0);
+    assert!(w.busy_ns_per_packet > 0.0);
+    dp.shutdown();
+    assert_eq!(peer1.live_queues() + peer2.live_queues(), 0);
+}
