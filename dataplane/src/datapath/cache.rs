@@ -1,20 +1,27 @@
 //! The per-worker exact-match flow cache in front of the pipeline.
 //!
-//! Exact match on (bridge, whole flow key), two-way set associative, fixed size. Why exact
-//! match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key and one
-//! comparison, whatever the pipeline looks like; a megaflow cache needs a lookup per distinct
-//! mask (tuple space search again), which is what the classifier already does, and its benefit
-//! — fewer misses when many microflows share a megaflow — matters once the miss rate does.
-//! The benchmark (`bench/benches/datapath.rs`) shows the miss path at a few µs against
-//! ~100–200 ns for a hit, so with 16k entries per worker a working set of 10 000 flows stays
-//! on the hit path; a megaflow layer can be added behind this one later without changing the
-//! worker (the mask is already computed by translation).
+//! Exact match on (bridge, whole flow key), two-way set associative, fixed size
+//! ([`DEFAULT_ENTRIES`] per worker).
+//!
+//! Why exact match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key
+//! and one comparison, whatever the pipeline looks like, and a worker's cache is private so it
+//! needs no synchronization. A megaflow cache costs a masked hash and probe per distinct mask
+//! (tuple space search again, what the classifier already does) and pays off when many
+//! microflows share a megaflow and the miss path is expensive. Measured
+//! (`bench/benches/datapath.rs`, memory ports, one-rule pipeline, 2-core VM under load): a hit
+//! costs ~120–130 ns per packet end to end (of which ~40 ns is the memory port itself), a miss
+//! ~450 ns, and translating the 5-table benchmark pipeline alone ~250 ns (`bench/README.md`).
+//! With 16k entries a working set of 10 000 flows stays on the hit path (~200 ns: the entries
+//! no longer fit the CPU caches). So exact match is the simpler first layer; a megaflow layer
+//! can go behind it later without changing the worker (translation already computes the mask).
 //!
 //! Validity: an entry records the *epoch* of its bridge at insertion. The worker gives a bridge
 //! a fresh epoch whenever it notices a new pipeline version or a port added or removed (flood
 //! sets change), so every older entry of that bridge becomes a miss at once, without walking
-//! the cache. Replacement: a new entry goes to way 0 of its set and the previous way 0 moves to
-//! way 1 (the old way 1 is evicted), so a set keeps the two most recently inserted flows.
+//! the cache. A new version is recognized by the identity of the `Arc<Pipeline>` the worker
+//! holds, not by `Pipeline::version()`: two independently built pipelines can carry the same
+//! number, while a held `Arc`'s address cannot be reused. Replacement: a new entry takes an empty way of its set, else the way inserted
+//! longest ago (entries stay in place: moving ~300-byte entries cost more than translating).
 //! Entry storage (the action and rule vectors) is reused, so a warm cache does not allocate
 //! even on misses.
 
@@ -34,6 +41,8 @@ pub struct Entry {
     bridge: u32,
     /// 0 = empty.
     epoch: u64,
+    /// Insertion order (replacement).
+    seq: u64,
     key: FlowKey,
     /// Datapath actions.
     pub actions: Vec<DpAction>,
@@ -47,6 +56,8 @@ pub struct Entry {
 pub struct FlowCache {
     entries: Vec<Entry>,
     sets_mask: usize,
+    /// Insertions so far.
+    seq: u64,
 }
 
 /// Hash of (bridge, key).
@@ -57,7 +68,15 @@ pub fn hash(bridge: u32, key: &FlowKey) -> u64 {
     for w in &key.w {
         h.write_u64(*w);
     }
-    h.finish()
+    // FxHash's low bits depend only on the inputs' low bits (a multiply carries upward), and
+    // keys differ in high bits (ports, addresses); the set index uses low bits, so finish with
+    // murmur3's avalanche.
+    let mut x = h.finish();
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 /// Result of a lookup.
@@ -75,6 +94,7 @@ impl FlowCache {
         FlowCache {
             entries: (0..sets * 2).map(|_| Entry::default()).collect(),
             sets_mask: sets - 1,
+            seq: 0,
         }
     }
 
@@ -119,13 +139,18 @@ impl FlowCache {
         let i = match stale {
             Some(i) => i,
             None => {
+                // An empty way, else the one inserted first (FIFO per set). Entries stay in
+                // place: moving ~300-byte entries around cost more than the translation.
                 let base = (hash as usize & self.sets_mask) * 2;
-                if self.entries[base].epoch != 0 {
-                    self.entries.swap(base, base + 1);
+                let (a, b) = (&self.entries[base], &self.entries[base + 1]);
+                if a.epoch == 0 || (b.epoch != 0 && a.seq <= b.seq) {
+                    base
+                } else {
+                    base + 1
                 }
-                base
             }
         };
+        self.seq += 1;
         let e = &mut self.entries[i];
         e.hash = hash;
         e.bridge = bridge;
@@ -136,6 +161,7 @@ impl FlowCache {
         e.rules.clear();
         e.rules.extend(out.rules.iter().cloned());
         e.drop_reason = out.drop_reason;
+        e.seq = self.seq;
         i
     }
 
@@ -145,6 +171,44 @@ impl FlowCache {
         for e in &mut self.entries {
             e.epoch = 0;
             e.rules.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::flow::field::Field;
+
+    /// Keys that differ only in a transport port must spread over the sets.
+    #[test]
+    fn similar_keys_spread() {
+        let mut c = FlowCache::new(DEFAULT_ENTRIES);
+        let out = XlateOutput::new();
+        let keys: Vec<FlowKey> = (0..10_000u32)
+            .map(|i| {
+                let mut k = FlowKey::zero();
+                k.set(Field::InPort, 1);
+                k.set(Field::EthType, 0x0800);
+                k.set(Field::Ipv4Src, u128::from(0x0a00_0001 + i / 1000));
+                k.set(Field::UdpSrc, u128::from(1000 + i % 1000));
+                k
+            })
+            .collect();
+        for n in [100, 10_000] {
+            c.clear();
+            for k in &keys[..n] {
+                let h = hash(1, k);
+                if let Lookup::Miss(s) = c.lookup(1, 1, k, h) {
+                    c.insert(1, 1, k, h, s, &out);
+                }
+            }
+            let hits = keys[..n]
+                .iter()
+                .filter(|k| matches!(c.lookup(1, 1, k, hash(1, k)), Lookup::Hit(_)))
+                .count();
+            // Random placement of 10 000 keys in 8192 two-way sets keeps ~90%.
+            assert!(hits * 100 >= n * 85, "{n} keys: {hits} hits");
         }
     }
 }

@@ -86,7 +86,8 @@ impl Fdb {
 
     #[inline]
     fn window(k: u64) -> impl Iterator<Item = usize> {
-        let h = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize;
+        // Fibonacci hashing: the top bits of the product depend on every key bit.
+        let h = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize;
         (0..WINDOW).map(move |i| (h + i) & (SLOTS - 1))
     }
 

@@ -268,6 +268,8 @@ pub(crate) struct Topology {
 /// A frame crossing from one worker to the owner of its output queue.
 pub(crate) struct CrossFrame {
     pub(crate) qid: u64,
+    /// Bridge id, to count the frame if the queue is gone on arrival.
+    pub(crate) bridge: u32,
     pub(crate) data: Vec<u8>,
 }
 
@@ -405,8 +407,9 @@ impl Datapath {
     }
 
     /// Like [`Datapath::start`] but the workers are returned to be driven by the caller
-    /// ([`DetachedWorker::iterate`]). Control calls then do not wait for workers: commands
-    /// take effect at the next `iterate`, and counter reads return nothing from workers.
+    /// ([`DetachedWorker::iterate`]). Port and bridge changes then do not wait for workers
+    /// (they take effect at the next `iterate`); counter reads (`ports`, `drops`,
+    /// `worker_stats`) do wait for an `iterate`, so make them from another thread.
     #[doc(hidden)]
     pub fn start_detached(cfg: DatapathConfig) -> (Datapath, Vec<DetachedWorker>) {
         let (dp, workers) = Self::build(&cfg, true);
@@ -693,7 +696,7 @@ impl Datapath {
         self.remove_port(&mut ctl, bridge, ofport)
     }
 
-    /// Counter snapshots of every worker (empty in detached mode).
+    /// Counter snapshots of every worker.
     fn reports(&self, clear: bool) -> Result<Vec<WorkerReport>, DatapathError> {
         let mut rxs = Vec::new();
         for w in 0..self.cmds.len() {
@@ -701,9 +704,11 @@ impl Datapath {
             self.send(w, Cmd::Report { clear, reply: tx })?;
             rxs.push((w, rx));
         }
+        // Always waits, also in detached mode: read counters from another thread than the
+        // one driving the workers.
         let mut out = Vec::new();
         for (w, rx) in rxs {
-            out.extend(self.wait(w, rx)?);
+            out.push(rx.recv().map_err(|_| DatapathError::WorkerDown(w))?);
         }
         Ok(out)
     }

@@ -479,3 +479,76 @@ fn shutdown_drops_every_queue() {
     dp.shutdown();
     assert!(peers.iter().all(|p| p.live_queues() == 0));
 }
+
+#[test]
+fn full_crossing_queue_drops_and_counts() {
+    // Detached workers: worker 1 (owner of p2) does not run while worker 0 forwards to p2.
+    let (dp, mut ws) = Datapath::start_detached(DatapathConfig {
+        workers: 2,
+        idle: IdlePolicy::Busy,
+        mac_aging_secs: 300,
+    });
+    let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&[spec(
+        &[(Field::InPort, 1)],
+        vec![out(2)],
+    )])));
+    dp.add_bridge("br0", pipe).unwrap();
+    let (p1, peer1) = memory::pair("p1");
+    let (p2, peer2) = memory::pair("p2");
+    dp.add_port("br0", 1, p1).unwrap();
+    dp.add_port("br0", 2, p2).unwrap();
+    ws[1].iterate();
+    let extra = 100;
+    for i in 0..CROSS_QUEUE + extra {
+        peer1.inject(&frame(A, B, i as u16));
+        if i % BATCH == BATCH - 1 {
+            ws[0].iterate();
+        }
+    }
+    while ws[0].iterate() > 0 {}
+    // Now the owner catches up and sends what fitted.
+    ws[1].iterate();
+    assert_eq!(peer2.take().len(), CROSS_QUEUE);
+    let drops = std::thread::scope(|s| {
+        let h = s.spawn(|| dp.drops("br0").unwrap());
+        while !h.is_finished() {
+            for w in ws.iter_mut() {
+                w.iterate();
+            }
+        }
+        h.join().unwrap()
+    });
+    assert_eq!(drops, vec![("cross_queue_full".to_string(), extra as u64)]);
+}
+
+#[test]
+fn busy_policy_forwards_and_accounts_time() {
+    let dp = Datapath::start(DatapathConfig {
+        workers: 1,
+        idle: IdlePolicy::Busy,
+        mac_aging_secs: 300,
+    });
+    let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&normal())));
+    dp.add_bridge("br0", pipe).unwrap();
+    let (p1, peer1) = memory::pair("p1");
+    let (p2, peer2) = memory::pair("p2");
+    dp.add_port("br0", 1, p1).unwrap();
+    dp.add_port("br0", 2, p2).unwrap();
+    for i in 0..64 {
+        peer1.inject(&frame(A, B, i % 4));
+    }
+    let mut got = 0;
+    wait_until(|| {
+        got += peer2.take().len();
+        got == 64
+    });
+    std::thread::sleep(Duration::from_millis(5));
+    let ws = dp.worker_stats(false);
+    assert_eq!(ws.len(), 1);
+    let w = &ws[0];
+    assert_eq!((w.packets, w.cache_misses, w.cache_hits), (64, 4, 60));
+    assert!(w.busy_ns > 0 && w.idle_ns > 0);
+    assert!(w.busy_ns_per_packet > 0.0);
+    dp.shutdown();
+    assert_eq!(peer1.live_queues() + peer2.live_queues(), 0);
+}

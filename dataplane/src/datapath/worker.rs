@@ -91,6 +91,20 @@ struct BridgeView {
     /// Cache epoch of the bridge (see `cache`).
     epoch: u64,
     drops: Drops,
+    /// Where each OpenFlow port's frames go from this worker, resolved once per topology or
+    /// queue change so an output costs one map lookup.
+    dest: FxHashMap<u32, Dest>,
+}
+
+/// Where an output to a port goes from this worker.
+#[derive(Debug, Clone, Copy)]
+enum Dest {
+    /// A queue this worker owns (index in `queues`).
+    Local(usize),
+    /// A queue another worker owns.
+    Remote { worker: usize, qid: u64 },
+    /// A queue this worker should own but does not (gone, being removed).
+    Stale,
 }
 
 /// Rate limit for the `controller` log line.
@@ -261,6 +275,7 @@ impl Worker {
                     pipeline: self.views[i].pipeline.clone(),
                     epoch,
                     drops: self.views[i].drops,
+                    dest: FxHashMap::default(),
                 },
                 None => BridgeView {
                     id: b.id,
@@ -268,6 +283,7 @@ impl Worker {
                     pipeline: b.pipeline.load_full(),
                     epoch,
                     drops: [0; N_DROPS],
+                    dest: FxHashMap::default(),
                 },
             });
         }
@@ -286,6 +302,7 @@ impl Worker {
                 None => self.remove_queue(i),
             }
         }
+        self.reindex();
     }
 
     fn add_queue(&mut self, nq: NewQueue) {
@@ -313,6 +330,7 @@ impl Worker {
         self.reindex();
     }
 
+    /// Rebuild `qindex` and every bridge's destination table.
     fn reindex(&mut self) {
         self.qindex = self
             .queues
@@ -320,6 +338,32 @@ impl Worker {
             .enumerate()
             .map(|(i, q)| (q.qid, i))
             .collect();
+        let me = self.id;
+        for (v, b) in self.views.iter_mut().zip(&self.topo.bridges) {
+            v.dest = b
+                .port_map
+                .iter()
+                .filter(|(_, locs)| !locs.is_empty())
+                .map(|(&p, locs)| {
+                    // A queue of our own if the port has one (no crossing), else a fixed one.
+                    let loc = locs
+                        .iter()
+                        .find(|l| l.worker == me)
+                        .unwrap_or(&locs[me % locs.len()]);
+                    let d = if loc.worker == me {
+                        self.qindex
+                            .get(&loc.qid)
+                            .map_or(Dest::Stale, |&i| Dest::Local(i))
+                    } else {
+                        Dest::Remote {
+                            worker: loc.worker,
+                            qid: loc.qid,
+                        }
+                    };
+                    (p, d)
+                })
+                .collect();
+        }
     }
 
     fn report(&mut self, clear: bool) -> WorkerReport {
@@ -353,7 +397,12 @@ impl Worker {
         let mut moved = 0;
         for from in 0..self.shared.links.len() {
             let link: &Link = &self.shared.links[from][self.id];
-            while let Some(CrossFrame { qid, mut data }) = link.frames.pop() {
+            while let Some(CrossFrame {
+                qid,
+                bridge,
+                mut data,
+            }) = link.frames.pop()
+            {
                 moved += 1;
                 match self.qindex.get(&qid) {
                     Some(&i) => {
@@ -363,7 +412,7 @@ impl Worker {
                     }
                     None => {
                         // The port went away while the frame was crossing.
-                        if let Some(v) = self.views.first_mut() {
+                        if let Some(v) = self.views.iter_mut().find(|v| v.id == bridge) {
                             v.drops[stats::STALE_QUEUE] += 1;
                         }
                     }
@@ -428,7 +477,6 @@ impl Worker {
             topo,
             views,
             queues,
-            qindex,
             cache,
             bufs,
             keys,
@@ -456,9 +504,8 @@ impl Worker {
         }
 
         let mut emit = Emit {
-            me: *id,
             bridge,
-            qindex,
+            dest: &view.dest,
             queues,
             links: &shared.links[*id],
             drops: &mut drops,
@@ -511,9 +558,8 @@ impl Worker {
 
 /// Output handling for one batch: where frames go.
 struct Emit<'a> {
-    me: usize,
     bridge: &'a BridgeTopo,
-    qindex: &'a FxHashMap<u64, usize>,
+    dest: &'a FxHashMap<u32, Dest>,
     queues: &'a mut [OwnedQueue],
     /// `links[to]` from this worker.
     links: &'a [Link],
@@ -552,30 +598,31 @@ impl Emit<'_> {
     /// Send `frame` out of OpenFlow port `p`.
     #[inline]
     fn port_out(&mut self, p: u32, frame: &[u8]) {
-        let Some(locs) = self.bridge.port_map.get(&p).filter(|l| !l.is_empty()) else {
-            self.drops[stats::UNKNOWN_PORT] += 1;
-            return;
-        };
-        let me = self.me;
-        let loc = locs
-            .iter()
-            .find(|l| l.worker == me)
-            .unwrap_or(&locs[me % locs.len()]);
-        if loc.worker == me {
-            match self.qindex.get(&loc.qid) {
-                Some(&i) => self.queues[i].stage(frame),
-                None => self.drops[stats::STALE_QUEUE] += 1,
+        let (worker, qid) = match self.dest.get(&p) {
+            Some(&Dest::Local(i)) => return self.queues[i].stage(frame),
+            Some(&Dest::Remote { worker, qid }) => (worker, qid),
+            Some(Dest::Stale) => {
+                self.drops[stats::STALE_QUEUE] += 1;
+                return;
             }
-            return;
-        }
-        let link = &self.links[loc.worker];
+            None => {
+                self.drops[stats::UNKNOWN_PORT] += 1;
+                return;
+            }
+        };
+        let link = &self.links[worker];
         let mut data = link
             .pool
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(FRAME_CAP));
         data.clear();
         data.extend_from_slice(frame);
-        if link.frames.push(CrossFrame { qid: loc.qid, data }).is_err() {
+        let cf = CrossFrame {
+            qid,
+            bridge: self.bridge.id,
+            data,
+        };
+        if link.frames.push(cf).is_err() {
             self.drops[stats::CROSS_QUEUE_FULL] += 1;
         }
     }
@@ -608,7 +655,7 @@ impl Emit<'_> {
                     self.drops[stats::NORMAL_SAME_PORT] += 1;
                     return;
                 }
-                if bridge.port_map.contains_key(&p) {
+                if self.dest.contains_key(&p) {
                     self.port_out(p, frame);
                     return;
                 }
