@@ -147,48 +147,37 @@ setup_topology() {
 # Measurement helpers.
 
 sink_rx() { nsx "$NS_SINK" cat "/sys/class/net/$S0/statistics/rx_packets"; }
-# "busy total" jiffies of one CPU from /proc/stat.
-cpu_ticks() { awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
-# utime+stime of a process (all threads), in clock ticks.
-proc_ticks() {
-    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-now() { date +%s.%N; }
 
-PEER_PID=  # the peer's process, if it is one (for per-process CPU)
+PEER_PID=   # the peer's process, if it is one (for per-process CPU)
 PEER_EXTRA= # peer-specific cost figure, set by post_<peer>
 
-# One measurement: offer FLOWS flows for MEAS_SECONDS, count what reaches the sink.
+# One measurement: offer FLOWS flows for MEAS_SECONDS, count what reaches the sink. The
+# generator itself reports CPU 0 / CPU 1 busy shares and the peer process's CPU over exactly
+# its traffic window.
 measure() {
     local peer=$1 flows=$2 round=$3
-    local rx0 rx1 c0a c0b c1a c1b pa pb t0 t1 out
+    local rx0 rx1 out
     "pre_$peer" || true
-    rx0=$(sink_rx); c0a=$(cpu_ticks 0); c1a=$(cpu_ticks 1); pa=$(proc_ticks "$PEER_PID"); t0=$(now)
+    rx0=$(sink_rx)
+    # shellcheck disable=SC2086 # optional argument pair
     if ! out=$(taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$flows" \
         --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
-        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" 2>&1); then
+        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" \
+        ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
         die "generator failed: $out"
     fi
-    sleep 0.2 # let the peer drain what is in flight
-    rx1=$(sink_rx); c0b=$(cpu_ticks 0); c1b=$(cpu_ticks 1); pb=$(proc_ticks "$PEER_PID"); t1=$(now)
+    sleep 0.2 # let the peer drain what is in flight (at most a few rings' worth)
+    rx1=$(sink_rx)
     PEER_EXTRA=-
     "post_$peer" || true
-    # shellcheck disable=SC2086
     awk -v peer="$peer" -v flows="$flows" -v round="$round" -v out="$out" \
-        -v rx=$((rx1 - rx0)) -v c0="$c0a $c0b" -v c1="$c1a $c1b" -v pt=$((pb - pa)) \
-        -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v hz="$(getconf CLK_TCK)" \
-        -v has_pid="${PEER_PID:+1}" -v extra="$PEER_EXTRA" 'BEGIN {
+        -v rx=$((rx1 - rx0)) -v extra="$PEER_EXTRA" 'BEGIN {
             n = split(out, kv, /[ \n]/)
             for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
             secs = v["seconds"]; offered = v["offered"]
-            split(c0, a); split(c1, b)
-            cpu0 = 100 * (a[3] - a[1]) / ((a[4] - a[2]) > 0 ? (a[4] - a[2]) : 1)
-            cpu1 = 100 * (b[3] - b[1]) / ((b[4] - b[2]) > 0 ? (b[4] - b[2]) : 1)
-            pcpu = has_pid ? sprintf("%.0f", 100 * pt / hz / wall) : "-"
             loss = offered > 0 ? 100 * (offered - rx) / offered : 0
-            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.1f\t%.0f\t%.0f\t%s\t%s\n", round, peer, flows,
-                offered / secs, rx / secs, loss, cpu0, cpu1, pcpu, extra
+            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\n", round, peer, flows,
+                offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"], extra
         }' | tee -a "$RESULTS" >&2
 }
 
@@ -365,19 +354,19 @@ post_vswitchd() {
 # Markdown table of medians over rounds, per (flows, peer).
 report() {
     echo
-    echo "| flows | peer | offered kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     local f p
     for f in $FLOWS; do
         for p in $PEERS; do
             awk -F'\t' -v f="$f" -v p="$p" '$2 == p && $3 == f' "$RESULTS" >"$TMP/sel"
             if [ ! -s "$TMP/sel" ]; then
-                echo "| $f | $p | not available | | | | | | | 0 |"
+                echo "| $f | $p | not available | | | | | | | | 0 |"
                 continue
             fi
             printf '| %s | %s' "$f" "$p"
             local col
-            for col in 4 5 6 7 8 9 10; do
+            for col in 4 5 6 7 8 9 10 11; do
                 printf ' | %s' "$(median_col "$col" "$TMP/sel")"
             done
             printf ' | %s |\n' "$(wc -l <"$TMP/sel")"
@@ -393,9 +382,10 @@ median_col() {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             m = (n % 2) ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
-            if (col == 4 || col == 5) printf "%.0f", m / 1000
-            else if (col >= 9) printf "%.0f%s", m, (u != "" ? " " u : "")
-            else printf "%.1f", m
+            if (col <= 6) printf "%.0f", m / 1000
+            else if (col >= 10) printf "%.0f%s", m, (u != "" ? " " u : "")
+            else if (col == 7) printf "%.1f", m
+            else printf "%.0f", m
         }'
 }
 
@@ -403,13 +393,14 @@ median_col() {
 main() {
     local p f r reason
     declare -A UNAVAILABLE=()
-    if [[ " $PEERS " == *" ovs "* ]] && ! reason=$(find_ovs); then
-        UNAVAILABLE[ovs]=$reason
+    OVS_SCHEMA=
+    if [[ " $PEERS " == *" ovs "* ]] && ! find_ovs >"$TMP/find_ovs.log" 2>&1; then
+        UNAVAILABLE[ovs]=$(cat "$TMP/find_ovs.log")
     fi
     setup_topology
     log "run $P: ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
     log "generator: XDP live frames (BPF_PROG_RUN) on CPU 0; peer on CPU 1; sink: XDP_DROP"
-    log "round peer flows offered_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost"
+    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost"
     : >"$RESULTS"
     for r in $(seq "$ROUNDS"); do
         for p in $PEERS; do

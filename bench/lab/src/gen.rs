@@ -3,7 +3,7 @@
 //! `ingress_ifindex`, i.e. into the veth peer (the port of the switch under test). One core
 //! offers millions of frames per second this way, far more than `trafgen`.
 
-use crate::{bpf_prog, frame, netif, stop::Stop, sys};
+use crate::{bpf_prog, cpu, frame, netif, stop::Stop, sys};
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ pub struct Args {
     pub dst_mac: [u8; 6],
     pub src_ip: [u8; 4],
     pub dst_ip: [u8; 4],
+    /// The peer under test, for its CPU time over the traffic window.
+    pub peer_pid: Option<u32>,
 }
 
 /// First UDP source port; flows use `BASE_PORT .. BASE_PORT + flows`.
@@ -65,6 +67,7 @@ pub fn run(a: &Args) -> Result<()> {
 
     let stop = Stop::new(Duration::from_secs_f64(a.seconds))?;
     let tx0 = netif::counter(&a.dev, "tx_packets")?;
+    let cpu0 = cpu::snapshot(a.peer_pid);
     let start = Instant::now();
     let mut offered: u64 = 0;
     let mut repeat: u32 = 20_000;
@@ -99,16 +102,18 @@ pub fn run(a: &Args) -> Result<()> {
         repeat = (rate * budget).clamp(1_000.0, 50_000_000.0) as u32;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu1 = cpu::snapshot(a.peer_pid);
     let tx = netif::counter(&a.dev, "tx_packets")? - tx0;
     // One line of key=value pairs for the runner.
     println!(
-        "generator=xdp-live-frames flows={} offered={} seconds={:.3} offered_pps={:.0} dev_tx_packets={} dev_tx_pps={:.0}",
+        "generator=xdp-live-frames flows={} offered={} seconds={:.3} offered_pps={:.0} dev_tx_packets={} dev_tx_pps={:.0} {}",
         a.flows,
         offered,
         secs,
         offered as f64 / secs,
         tx,
-        tx as f64 / secs
+        tx as f64 / secs,
+        cpu::report(&cpu0, &cpu1, secs, sys::clock_ticks())
     );
     Ok(())
 }

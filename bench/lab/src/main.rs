@@ -6,6 +6,7 @@
 //! - `fwd`: bare AF_XDP forwarder between two interfaces (the I/O ceiling).
 
 mod bpf_prog;
+mod cpu;
 mod frame;
 mod fwd;
 mod gen;
@@ -57,6 +58,9 @@ enum Cmd {
         src_ip: std::net::Ipv4Addr,
         #[arg(long, default_value = "10.0.1.1")]
         dst_ip: std::net::Ipv4Addr,
+        /// PID of the peer under test: report its CPU time over the traffic window.
+        #[arg(long)]
+        peer_pid: Option<u32>,
     },
     /// Attach an XDP program returning ACTION to DEV until SIGTERM or SECONDS pass.
     Hold {
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
             dst_mac,
             src_ip,
             dst_ip,
+            peer_pid,
         } => {
             let dst_mac =
                 frame::parse_mac(&dst_mac).ok_or_else(|| anyhow!("bad --dst-mac {dst_mac:?}"))?;
@@ -108,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
                 dst_mac,
                 src_ip: src_ip.octets(),
                 dst_ip: dst_ip.octets(),
+                peer_pid,
             })
         }
         Cmd::Hold {

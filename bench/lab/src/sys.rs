@@ -481,3 +481,14 @@ pub struct OwnedLink {
     pub _prog: OwnedFd,
     pub _map: OwnedFd,
 }
+
+/// Clock ticks per second (the unit of /proc/stat and /proc/PID/stat times).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
