@@ -164,6 +164,7 @@ measure() {
         --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
         --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" \
         ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
+        [ -n "$out" ] && [[ "$out" != generator=* ]] || die "interrupted"
         die "generator failed: $out"
     fi
     sleep 0.2 # let the peer drain what is in flight (at most a few rings' worth)

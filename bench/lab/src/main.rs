@@ -83,7 +83,10 @@ enum Cmd {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let r = run(Cli::parse());
+    // Everything attached or mapped is released by now; report an interruption as such.
+    stop::exit_like_signal();
+    if let Err(e) = r {
         eprintln!("benchlab: {e:#}");
         std::process::exit(1);
     }
