@@ -18,6 +18,7 @@ usage: run.sh [options]
   --ovs-root DIR       where ovs-vswitchd / ovs-vsctl live if not in PATH
                        (default /var/tmp/benchlab-ovs/root, filled by bench/lab/get-ovs.sh)
   --results FILE       also keep the raw per-measurement lines (TSV) in FILE
+  --logs DIR           keep the peers' logs (OVS, vswitchd, forwarder) in DIR
 EOF
 }
 
@@ -31,6 +32,7 @@ VSWITCHD=$REPO/target/release/vswitchd
 SWCTL=$REPO/target/release/swctl
 OVS_ROOT=/var/tmp/benchlab-ovs/root
 RESULTS_KEEP=
+LOGS_KEEP=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) MEAS_SECONDS=1; ROUNDS=1 ;;
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --swctl) SWCTL=$2; shift ;;
     --ovs-root) OVS_ROOT=$2; shift ;;
     --results) RESULTS_KEEP=$2; shift ;;
+    --logs) LOGS_KEEP=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -69,7 +72,9 @@ G0=${P}g0 # generator end (in NS_GEN)
 G1=${P}g1 # peer's ingress port (root namespace)
 S1=${P}s1 # peer's egress port (root namespace)
 S0=${P}s0 # sink end (in NS_SINK)
-BR=${P}br
+BR=${P}br   # Linux bridge peer
+OVS_BR=${P}ob # OVS bridge (its internal port is a tap of that name in the root namespace)
+VS_BR=${P}vb  # vswitchd bridge
 SRC_IP=10.250.0.1
 DST_IP=10.250.1.1
 TMP=$(mktemp -d "/tmp/benchlab.$P.XXXXXX")
@@ -98,12 +103,22 @@ cleanup() {
     # Deleting a namespace deletes its veth ends and with them the root-namespace peers.
     ip netns del "$NS_GEN" 2>/dev/null || true
     ip netns del "$NS_SINK" 2>/dev/null || true
-    for l in "$G1" "$S1" "$BR"; do ip link del "$l" 2>/dev/null || true; done
+    for l in "$G1" "$S1" "$BR" "$OVS_BR" "$VS_BR"; do ip link del "$l" 2>/dev/null || true; done
     rm -rf "$TMP"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Copy a peer's logs to --logs DIR before its teardown removes them.
+keep_logs() {
+    [ -n "$LOGS_KEEP" ] || return 0
+    mkdir -p "$LOGS_KEEP"
+    local f
+    for f in "$@"; do [ -e "$f" ] && cp -r "$f" "$LOGS_KEEP/" 2>/dev/null; done
+    find "$LOGS_KEEP" -type s -delete 2>/dev/null
+    return 0
+}
 
 # Start a background process, remember its PID in $! and in PIDS.
 spawn() {
@@ -222,6 +237,7 @@ setup_afxdp() {
     wait_for "$TMP/fwd.out" 5 ready || { cat "$TMP/fwd.out"; return 1; }
 }
 teardown_afxdp() {
+    keep_logs "$TMP/fwd.out"
     [ -n "$PEER_PID" ] && stop_pid "$PEER_PID"
     PEER_PID=
 }
@@ -268,10 +284,10 @@ setup_ovs() {
         --unixctl="$OVS_DIR/vswitchd.ctl" --pidfile="$OVS_DIR/vswitchd.pid" \
         --log-file="$OVS_DIR/vswitchd.log" --no-chdir 2>>"$OVS_DIR/vswitchd.err"
     PEER_PID=$!
-    vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow10,OpenFlow13 || return 1
-    vsctl add-port br0 "$G1" -- set interface "$G1" type=afxdp options:xdp-mode=native \
+    vsctl add-br "$OVS_BR" -- set bridge "$OVS_BR" datapath_type=netdev protocols=OpenFlow10,OpenFlow13 || return 1
+    vsctl add-port "$OVS_BR" "$G1" -- set interface "$G1" type=afxdp options:xdp-mode=native \
         options:n_rxq=1 ofport_request=1 || return 1
-    vsctl add-port br0 "$S1" -- set interface "$S1" type=afxdp options:xdp-mode=native \
+    vsctl add-port "$OVS_BR" "$S1" -- set interface "$S1" type=afxdp options:xdp-mode=native \
         options:n_rxq=1 ofport_request=2 || return 1
     local port err
     for port in "$G1" "$S1"; do
@@ -283,10 +299,13 @@ setup_ovs() {
         fi
     done
     write_pipeline "$OVS_DIR/flows"
-    ovs_env ovs-ofctl -O OpenFlow13 del-flows "unix:$OVS_DIR/br0.mgmt" || return 1
-    ovs_env ovs-ofctl -O OpenFlow13 add-flows "unix:$OVS_DIR/br0.mgmt" "$OVS_DIR/flows" || return 1
+    ovs_env ovs-ofctl -O OpenFlow13 del-flows "unix:$OVS_DIR/$OVS_BR.mgmt" || return 1
+    ovs_env ovs-ofctl -O OpenFlow13 add-flows "unix:$OVS_DIR/$OVS_BR.mgmt" "$OVS_DIR/flows" || return 1
 }
 teardown_ovs() {
+    [ -d "$OVS_DIR" ] && vsctl show >"$OVS_DIR/vsctl-show.txt" 2>&1
+    [ -d "$OVS_DIR" ] && vsctl list interface >"$OVS_DIR/interfaces.txt" 2>&1
+    keep_logs "$OVS_DIR"
     if [ -n "$PEER_PID" ]; then
         # --cleanup removes the datapath and its ports (and their XDP programs).
         ovs_appctl exit --cleanup >/dev/null 2>&1 || true
@@ -327,13 +346,14 @@ setup_vswitchd() {
     done
     [ -S "$sock" ] || { echo "vswitchd did not start: $(tail -3 "$VS_DIR/log")" >&2; return 1; }
     write_pipeline "$VS_DIR/flows"
-    "$SWCTL" --socket "$sock" add-br br0 >&2 &&
-        "$SWCTL" --socket "$sock" add-port br0 "$G1" --type afxdp --ofport 1 >&2 &&
-        "$SWCTL" --socket "$sock" add-port br0 "$S1" --type afxdp --ofport 2 >&2 &&
-        "$SWCTL" --socket "$sock" add-flows br0 "$VS_DIR/flows" >&2 &&
+    "$SWCTL" --socket "$sock" add-br "$VS_BR" >&2 &&
+        "$SWCTL" --socket "$sock" add-port "$VS_BR" "$G1" --type afxdp --ofport 1 >&2 &&
+        "$SWCTL" --socket "$sock" add-port "$VS_BR" "$S1" --type afxdp --ofport 2 >&2 &&
+        "$SWCTL" --socket "$sock" add-flows "$VS_BR" "$VS_DIR/flows" >&2 &&
         "$SWCTL" --socket "$sock" pmd-stats --json >/dev/null
 }
 teardown_vswitchd() {
+    keep_logs "$VS_DIR"
     [ -n "$PEER_PID" ] && stop_pid "$PEER_PID"
     PEER_PID=
     ip link set dev "$G1" xdp off 2>/dev/null || true
