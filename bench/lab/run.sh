@@ -17,6 +17,7 @@ usage: run.sh [options]
   --swctl PATH         swctl binary (default target/release/swctl)
   --ovs-root DIR       where ovs-vswitchd / ovs-vsctl live if not in PATH
                        (default /var/tmp/benchlab-ovs/root, filled by bench/lab/get-ovs.sh)
+  --gen-mode MODE      auto (live frames, AF_PACKET if unavailable) | live | packet
   --results FILE       also keep the raw per-measurement lines (TSV) in FILE
   --logs DIR           keep the peers' logs (OVS, vswitchd, forwarder) in DIR
 EOF
@@ -33,6 +34,7 @@ SWCTL=$REPO/target/release/swctl
 OVS_ROOT=/var/tmp/benchlab-ovs/root
 RESULTS_KEEP=
 LOGS_KEEP=
+GEN_MODE=auto
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) MEAS_SECONDS=1; ROUNDS=1 ;;
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --ovs-root) OVS_ROOT=$2; shift ;;
     --results) RESULTS_KEEP=$2; shift ;;
     --logs) LOGS_KEEP=$2; shift ;;
+    --gen-mode) GEN_MODE=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -177,7 +180,7 @@ measure() {
     # shellcheck disable=SC2086 # optional argument pair
     if ! out=$(taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$flows" \
         --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
-        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" \
+        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" \
         ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
         [ -n "$out" ] && [[ "$out" != generator=* ]] || die "interrupted"
         die "generator failed: $out"
@@ -192,8 +195,9 @@ measure() {
             for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
             secs = v["seconds"]; offered = v["offered"]
             loss = offered > 0 ? 100 * (offered - rx) / offered : 0
-            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\n", round, peer, flows,
-                offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"], extra
+            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\n", round, peer, flows,
+                offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"], extra,
+                v["generator"]
         }' | tee -a "$RESULTS" >&2
 }
 
@@ -420,8 +424,8 @@ main() {
     fi
     setup_topology
     log "run $P: ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
-    log "generator: XDP live frames (BPF_PROG_RUN) on CPU 0; peer on CPU 1; sink: XDP_DROP"
-    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost"
+    log "generator (mode $GEN_MODE) on CPU 0; peer on CPU 1; sink: XDP_DROP"
+    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator"
     : >"$RESULTS"
     for r in $(seq "$ROUNDS"); do
         for p in $PEERS; do
@@ -446,6 +450,8 @@ main() {
         echo "$p: not available: ${UNAVAILABLE[$p]}" | head -3
     done
     report
+    echo
+    echo "Generator: $(cut -f12 "$RESULTS" | sort -u | tr '\n' ' ')(benchlab gen; CPU 0). Peer on CPU 1."
     [ -z "$RESULTS_KEEP" ] || cp "$RESULTS" "$RESULTS_KEEP"
 }
 main

@@ -29,6 +29,16 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum GenMode {
+    /// Live frames, AF_PACKET if the kernel refuses them.
+    Auto,
+    /// BPF_PROG_RUN live frames only.
+    Live,
+    /// AF_PACKET sendmmsg only.
+    Packet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Action {
     Drop,
     Pass,
@@ -61,6 +71,9 @@ enum Cmd {
         /// PID of the peer under test: report its CPU time over the traffic window.
         #[arg(long)]
         peer_pid: Option<u32>,
+        /// Transmitter.
+        #[arg(long, value_enum, default_value_t = GenMode::Auto)]
+        mode: GenMode,
     },
     /// Attach an XDP program returning ACTION to DEV until SIGTERM or SECONDS pass.
     Hold {
@@ -104,20 +117,28 @@ fn run(cli: Cli) -> Result<()> {
             src_ip,
             dst_ip,
             peer_pid,
+            mode,
         } => {
             let dst_mac =
                 frame::parse_mac(&dst_mac).ok_or_else(|| anyhow!("bad --dst-mac {dst_mac:?}"))?;
-            gen::run(&gen::Args {
-                dev,
-                flows,
-                seconds,
-                max_frames,
-                batch,
-                dst_mac,
-                src_ip: src_ip.octets(),
-                dst_ip: dst_ip.octets(),
-                peer_pid,
-            })
+            gen::run(
+                &gen::Args {
+                    dev,
+                    flows,
+                    seconds,
+                    max_frames,
+                    batch,
+                    dst_mac,
+                    src_ip: src_ip.octets(),
+                    dst_ip: dst_ip.octets(),
+                    peer_pid,
+                },
+                match mode {
+                    GenMode::Auto => gen::Mode::Auto,
+                    GenMode::Live => gen::Mode::Live,
+                    GenMode::Packet => gen::Mode::Packet,
+                },
+            )
         }
         Cmd::Hold {
             dev,

@@ -492,3 +492,89 @@ pub fn clock_ticks() -> u64 {
         100
     }
 }
+
+/// Fallback transmitter for kernels without live frames: an AF_PACKET socket bound to one
+/// interface, frames sent with `sendmmsg`, qdisc bypassed when allowed.
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    pub fn new(ifindex: u32) -> io::Result<Self> {
+        // Protocol 0: transmit only, nothing is queued to us on receive.
+        // SAFETY: plain socket creation; the result is checked.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = fd_from(raw as i64);
+        let one: libc::c_int = 1;
+        // Best effort: skipping the qdisc is faster but not required.
+        // SAFETY: `one` is a live c_int whose size we pass.
+        unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        // SAFETY: an all-zero sockaddr_ll is a valid value of that plain-data struct.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = ifindex as i32;
+        // SAFETY: `sa` is a live sockaddr_ll whose size we pass.
+        let r = unsafe {
+            libc::bind(
+                raw,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd })
+    }
+
+    /// Send as many of `frames` as the kernel takes now; returns how many went out
+    /// (0 when the socket's buffer is full).
+    pub fn send(&self, frames: &[&[u8]]) -> io::Result<usize> {
+        let mut iov: Vec<libc::iovec> = frames
+            .iter()
+            .map(|f| libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: an all-zero mmsghdr is valid (null name, no control data).
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = v;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` and the iovecs and frames they point to are live for the call; the
+        // kernel only reads the frames.
+        let r = unsafe {
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                msgs.len() as u32,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => Ok(0),
+                _ => Err(e),
+            };
+        }
+        Ok(r as usize)
+    }
+}
