@@ -87,10 +87,10 @@ CURRENT_PEER=
 
 # Stop one process we started: SIGTERM, then SIGKILL after 3 s.
 stop_pid() {
-    local pid=$1 i
+    local pid=$1
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
+    for _ in $(seq 30); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -131,8 +131,8 @@ spawn() {
 
 # Wait up to $2 seconds for file $1 to contain $3.
 wait_for() {
-    local file=$1 secs=$2 pat=$3 i
-    for i in $(seq $((secs * 10))); do
+    local file=$1 secs=$2 pat=$3
+    for _ in $(seq $((secs * 10))); do
         grep -q -- "$pat" "$file" 2>/dev/null && return 0
         sleep 0.1
     done
@@ -182,7 +182,7 @@ measure() {
         --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
         --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" \
         ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
-        [ -n "$out" ] && [[ "$out" != generator=* ]] || die "interrupted"
+        if [ -z "$out" ] || [[ "$out" == generator=* ]]; then die "interrupted"; fi
         die "generator failed: $out"
     fi
     sleep 0.2 # let the peer drain what is in flight (at most a few rings' worth)
@@ -279,8 +279,7 @@ setup_ovs() {
         --unixctl="$OVS_DIR/ovsdb.ctl" --pidfile="$OVS_DIR/ovsdb.pid" --log-file="$OVS_DIR/ovsdb.log" \
         --no-chdir 2>>"$OVS_DIR/ovsdb.err"
     OVSDB_PID=$!
-    local i
-    for i in $(seq 50); do [ -S "$OVS_DIR/db.sock" ] && break; sleep 0.1; done
+    for _ in $(seq 50); do [ -S "$OVS_DIR/db.sock" ] && break; sleep 0.1; done
     [ -S "$OVS_DIR/db.sock" ] || { echo "ovsdb-server did not start: $(cat "$OVS_DIR/ovsdb.err")"; return 1; }
     vsctl --no-wait init || return 1
     vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 || return 1
@@ -336,14 +335,16 @@ post_ovs() {
 # "not available" for the run; the others go on.
 VS_DIR=$TMP/vswitchd
 setup_vswitchd() {
-    [ -x "$VSWITCHD" ] && [ -x "$SWCTL" ] || { echo "no binaries at $VSWITCHD / $SWCTL" >&2; return 1; }
+    if [ ! -x "$VSWITCHD" ] || [ ! -x "$SWCTL" ]; then
+        echo "no binaries at $VSWITCHD / $SWCTL" >&2
+        return 1
+    fi
     mkdir -p "$VS_DIR" || return 1
     local sock=$VS_DIR/vswitchd.sock
     spawn taskset -c 1 "$VSWITCHD" --socket "$sock" --db "$VS_DIR/conf.db" --workers 1 --idle busy \
         >"$VS_DIR/log" 2>&1
     PEER_PID=$!
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         [ -S "$sock" ] && break
         kill -0 "$PEER_PID" 2>/dev/null || break
         sleep 0.1
