@@ -201,6 +201,15 @@ measure() {
         }' | tee -a "$RESULTS" >&2
 }
 
+# Half a second of traffic with the largest flow count before a peer's measurements, so that
+# the first one does not include cache fills and first-packet paths.
+warm_up() {
+    local most
+    most=$(echo "$FLOWS" | tr ' ' '\n' | sort -n | tail -1)
+    taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$most" --seconds 0.5 \
+        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------
 # The same 3-table pipeline for every OpenFlow peer: in_port -> ip,nw_dst -> output.
 write_pipeline() {
@@ -442,6 +451,7 @@ main() {
                 continue
             fi
             sleep 0.5 # ports up, programs attached, PMD polling
+            warm_up
             for f in $FLOWS; do measure "$p" "$f" "$r"; done
             "teardown_$p"
             CURRENT_PEER=
