@@ -358,7 +358,11 @@ setup_vswitchd() {
         kill -0 "$PEER_PID" 2>/dev/null || break
         sleep 0.1
     done
-    [ -S "$sock" ] || { echo "vswitchd did not start: $(tail -3 "$VS_DIR/log")" >&2; return 1; }
+    if [ ! -S "$sock" ]; then
+        # clap and our own errors start with "error"; otherwise the last lines say why.
+        echo "vswitchd did not start: $(grep -m1 -i error "$VS_DIR/log" || tail -3 "$VS_DIR/log")" >&2
+        return 1
+    fi
     write_pipeline "$VS_DIR/flows"
     "$SWCTL" --socket "$sock" add-br "$VS_BR" >&2 &&
         "$SWCTL" --socket "$sock" add-port "$VS_BR" "$G1" --type afxdp --ofport 1 >&2 &&
