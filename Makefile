@@ -1,7 +1,7 @@
 # One command per job. `make test` is exactly what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt bench demo lab-clean clean
+.PHONY: all build test lint fmt bench bench-lab demo lab-clean clean
 
 all: build
 
@@ -22,6 +22,13 @@ fmt:
 ## bench: criterion benchmarks (key extraction, classifier, pipeline). Figures: bench/README.md.
 bench:
 	$(CARGO) bench -p bench --benches
+
+## bench-lab: end-to-end veth lab (root, 2 cores, quiet machine; minutes). Peers: Linux bridge,
+## bare AF_XDP forwarder, OVS userspace datapath on AF_XDP, vswitchd. See bench/LAB.md.
+## Options through LAB_ARGS, e.g. `make bench-lab LAB_ARGS=--quick`.
+bench-lab: build
+	./bench/lab/get-ovs.sh
+	./bench/lab/run.sh $(LAB_ARGS)
 
 ## demo (root): three namespaces switched by vswitchd (ping, 10 MB TCP, show/dump-flows/
 ## dump-ports/fdb-show), then seed 000's flows loaded and traced. Cleans up on exit.

@@ -1,0 +1,472 @@
+#!/usr/bin/env bash
+# End-to-end veth lab benchmark: generator namespace -> veth -> PEER (root namespace) -> veth ->
+# sink namespace, 64-byte UDP frames, 1 / 100 / 10 000 flows, peers interleaved round by round.
+# Methodology and how to read the output: bench/LAB.md. Run as root: `make bench-lab`.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: run.sh [options]
+  --quick              1-second measurements, 1 round (smoke test)
+  --seconds N          seconds per measurement (default 5)
+  --rounds N           rounds; every peer is measured once per round (default 3)
+  --flows "A B .."     flow counts (default "1 100 10000")
+  --peers "P .."       among: bridge afxdp ovs vswitchd (default: all four)
+  --benchlab PATH      the benchlab binary (default target/release/benchlab)
+  --vswitchd PATH      vswitchd binary (default target/release/vswitchd)
+  --swctl PATH         swctl binary (default target/release/swctl)
+  --ovs-root DIR       where ovs-vswitchd / ovs-vsctl live if not in PATH
+                       (default /var/tmp/benchlab-ovs/root, filled by bench/lab/get-ovs.sh)
+  --gen-mode MODE      auto (live frames, AF_PACKET if unavailable) | live | packet
+  --results FILE       also keep the raw per-measurement lines (TSV) in FILE
+  --logs DIR           keep the peers' logs (OVS, vswitchd, forwarder) in DIR
+EOF
+}
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+MEAS_SECONDS=5
+ROUNDS=3
+FLOWS="1 100 10000"
+PEERS="bridge afxdp ovs vswitchd"
+BENCHLAB=$REPO/target/release/benchlab
+VSWITCHD=$REPO/target/release/vswitchd
+SWCTL=$REPO/target/release/swctl
+OVS_ROOT=/var/tmp/benchlab-ovs/root
+RESULTS_KEEP=
+LOGS_KEEP=
+GEN_MODE=auto
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) MEAS_SECONDS=1; ROUNDS=1 ;;
+    --seconds) MEAS_SECONDS=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --flows) FLOWS=$2; shift ;;
+    --peers) PEERS=$2; shift ;;
+    --benchlab) BENCHLAB=$2; shift ;;
+    --vswitchd) VSWITCHD=$2; shift ;;
+    --swctl) SWCTL=$2; shift ;;
+    --ovs-root) OVS_ROOT=$2; shift ;;
+    --results) RESULTS_KEEP=$2; shift ;;
+    --logs) LOGS_KEEP=$2; shift ;;
+    --gen-mode) GEN_MODE=$2; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+log() { echo "# $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, XDP, AF_XDP)"
+for c in ip ethtool taskset bridge awk; do
+    command -v "$c" >/dev/null || die "missing command: $c (apt-get install iproute2 ethtool util-linux)"
+done
+[ -x "$BENCHLAB" ] || die "no benchlab binary at $BENCHLAB (cargo build --release -p benchlab)"
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs: generator on CPU 0, peer under test on CPU 1"
+
+# ---------------------------------------------------------------------------------------------
+# Names unique to this run, so concurrent runs and leftovers never collide. Interface names
+# stay under 15 characters: bl<pid%1000> + g0/g1/s0/s1/br.
+P=bl$(($$ % 1000))
+NS_GEN=$P-gen
+NS_SINK=$P-sink
+G0=${P}g0 # generator end (in NS_GEN)
+G1=${P}g1 # peer's ingress port (root namespace)
+S1=${P}s1 # peer's egress port (root namespace)
+S0=${P}s0 # sink end (in NS_SINK)
+BR=${P}br   # Linux bridge peer
+OVS_BR=${P}ob # OVS bridge (its internal port is a tap of that name in the root namespace)
+VS_BR=${P}vb  # vswitchd bridge
+SRC_IP=10.250.0.1
+DST_IP=10.250.1.1
+TMP=$(mktemp -d "/tmp/benchlab.$P.XXXXXX")
+RESULTS=$TMP/results.tsv
+declare -a PIDS=() # every background process we started, stopped by PID on exit
+CURRENT_PEER=
+
+# Stop one process we started: SIGTERM, then SIGKILL after 3 s.
+stop_pid() {
+    local pid=$1
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    [ -n "$CURRENT_PEER" ] && { "teardown_$CURRENT_PEER" || true; }
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    # Deleting a namespace deletes its veth ends and with them the root-namespace peers.
+    ip netns del "$NS_GEN" 2>/dev/null || true
+    ip netns del "$NS_SINK" 2>/dev/null || true
+    for l in "$G1" "$S1" "$BR" "$OVS_BR" "$VS_BR"; do ip link del "$l" 2>/dev/null || true; done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Copy a peer's logs to --logs DIR before its teardown removes them.
+keep_logs() {
+    [ -n "$LOGS_KEEP" ] || return 0
+    mkdir -p "$LOGS_KEEP"
+    local f
+    for f in "$@"; do [ -e "$f" ] && cp -r "$f" "$LOGS_KEEP/" 2>/dev/null; done
+    find "$LOGS_KEEP" -type s -delete 2>/dev/null
+    return 0
+}
+
+# Start a background process, remember its PID in $! and in PIDS.
+spawn() {
+    "$@" &
+    PIDS+=("$!")
+}
+
+# Wait up to $2 seconds for file $1 to contain $3.
+wait_for() {
+    local file=$1 secs=$2 pat=$3
+    for _ in $(seq $((secs * 10))); do
+        grep -q -- "$pat" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+nsx() { ip netns exec "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Topology. Namespace-side veths: tx/tso/gso/gro off (no partial checksums, no super-frames).
+setup_topology() {
+    ip netns add "$NS_GEN"
+    ip netns add "$NS_SINK"
+    ip link add "$G0" netns "$NS_GEN" type veth peer name "$G1"
+    ip link add "$S0" netns "$NS_SINK" type veth peer name "$S1"
+    ip -n "$NS_GEN" link set "$G0" up
+    ip -n "$NS_SINK" link set "$S0" up
+    nsx "$NS_GEN" ethtool -K "$G0" tx off tso off gso off gro off >/dev/null
+    nsx "$NS_SINK" ethtool -K "$S0" tx off tso off gso off gro off >/dev/null
+    ip link set "$G1" up
+    ip link set "$S1" up
+    SINK_MAC=$(nsx "$NS_SINK" cat "/sys/class/net/$S0/address")
+    # Sink: XDP_DROP on the sink end. Frames are counted in its rx_packets and cost the
+    # sink's stack nothing (no skb, no IP input), so the peer is all that is measured.
+    spawn ip netns exec "$NS_SINK" "$BENCHLAB" hold --dev "$S0" --action drop --seconds 86400 >"$TMP/sink.out" 2>&1
+    wait_for "$TMP/sink.out" 5 ready || die "sink XDP program did not attach: $(cat "$TMP/sink.out")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurement helpers.
+
+sink_rx() { nsx "$NS_SINK" cat "/sys/class/net/$S0/statistics/rx_packets"; }
+
+PEER_PID=   # the peer's process, if it is one (for per-process CPU)
+PEER_EXTRA= # peer-specific cost figure, set by post_<peer>
+
+# One measurement: offer FLOWS flows for MEAS_SECONDS, count what reaches the sink. The
+# generator itself reports CPU 0 / CPU 1 busy shares and the peer process's CPU over exactly
+# its traffic window.
+measure() {
+    local peer=$1 flows=$2 round=$3
+    local rx0 rx1 out
+    "pre_$peer" || true
+    rx0=$(sink_rx)
+    # shellcheck disable=SC2086 # optional argument pair
+    if ! out=$(taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$flows" \
+        --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
+        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" \
+        ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
+        if [ -z "$out" ] || [[ "$out" == generator=* ]]; then die "interrupted"; fi
+        die "generator failed: $out"
+    fi
+    sleep 0.2 # let the peer drain what is in flight (at most a few rings' worth)
+    rx1=$(sink_rx)
+    PEER_EXTRA=-
+    "post_$peer" || true
+    awk -v peer="$peer" -v flows="$flows" -v round="$round" -v out="$out" \
+        -v rx=$((rx1 - rx0)) -v extra="$PEER_EXTRA" 'BEGIN {
+            n = split(out, kv, /[ \n]/)
+            for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
+            secs = v["seconds"]; offered = v["offered"]
+            loss = offered > 0 ? 100 * (offered - rx) / offered : 0
+            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\n", round, peer, flows,
+                offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"], extra,
+                v["generator"]
+        }' | tee -a "$RESULTS" >&2
+}
+
+# Half a second of traffic with the largest flow count before a peer's measurements, so that
+# the first one does not include cache fills and first-packet paths.
+warm_up() {
+    local most
+    most=$(echo "$FLOWS" | tr ' ' '\n' | sort -n | tail -1)
+    taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$most" --seconds 0.5 \
+        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# The same 3-table pipeline for every OpenFlow peer: in_port -> ip,nw_dst -> output.
+write_pipeline() {
+    cat >"$1" <<EOF
+table=0,priority=10,in_port=1 actions=goto_table:1
+table=1,priority=10,ip,nw_dst=${DST_IP%.*}.0/24 actions=goto_table:2
+table=2,priority=10,ip actions=output:2
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Peer (a): Linux bridge. The veth delivers generator frames as XDP frames, which a veth only
+# accepts with NAPI on: GRO on the ingress end turns it on. RPS moves the bridge's work from
+# the generator's CPU (where veth runs the receive side) to CPU 1, like the other peers.
+setup_bridge() {
+    PEER_PID=
+    ip link add "$BR" type bridge || return 1
+    ip link set "$G1" master "$BR" || return 1
+    ip link set "$S1" master "$BR" || return 1
+    ip link set "$BR" up || return 1
+    ethtool -K "$G1" gro on || return 1
+    echo 2 >"/sys/class/net/$G1/queues/rx-0/rps_cpus" || return 1
+    # A static entry: the sink never sends, so without it every frame would be flooded.
+    bridge fdb add "$SINK_MAC" dev "$S1" master static || return 1
+}
+teardown_bridge() {
+    ip link del "$BR" 2>/dev/null || true
+    echo 0 >"/sys/class/net/$G1/queues/rx-0/rps_cpus" 2>/dev/null || true
+    ethtool -K "$G1" gro off 2>/dev/null || true
+}
+pre_bridge() { :; }
+post_bridge() { :; }
+
+# Peer (b): the bare AF_XDP forwarder (benchlab fwd), pinned to CPU 1.
+setup_afxdp() {
+    spawn taskset -c 1 "$BENCHLAB" fwd --a "$G1" --b "$S1" --seconds 3600 >"$TMP/fwd.out" 2>&1
+    PEER_PID=$!
+    wait_for "$TMP/fwd.out" 5 ready || { cat "$TMP/fwd.out"; return 1; }
+}
+teardown_afxdp() {
+    keep_logs "$TMP/fwd.out"
+    [ -n "$PEER_PID" ] && stop_pid "$PEER_PID"
+    PEER_PID=
+}
+pre_afxdp() { :; }
+post_afxdp() { :; }
+
+# Peer (c): Open vSwitch userspace datapath (datapath_type=netdev), type=afxdp ports, PMD on
+# CPU 1, started privately: own database, sockets, logs and pidfiles under $TMP/ovs.
+OVS_VSWITCHD=
+OVS_VSCTL=
+find_ovs() {
+    OVS_VSWITCHD=$(command -v ovs-vswitchd || true)
+    [ -n "$OVS_VSWITCHD" ] || OVS_VSWITCHD=$OVS_ROOT/usr/lib/openvswitch-switch/ovs-vswitchd
+    OVS_VSCTL=$(command -v ovs-vsctl || true)
+    [ -n "$OVS_VSCTL" ] || OVS_VSCTL=$OVS_ROOT/usr/bin/ovs-vsctl
+    OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+    [ -r "$OVS_SCHEMA" ] || OVS_SCHEMA=$OVS_ROOT/usr/share/openvswitch/vswitch.ovsschema
+    local c
+    for c in "$OVS_VSWITCHD" "$OVS_VSCTL" "$OVS_SCHEMA"; do
+        [ -e "$c" ] || { echo "missing $c (run bench/lab/get-ovs.sh)"; return 1; }
+    done
+    for c in ovsdb-server ovsdb-tool ovs-appctl ovs-ofctl; do
+        command -v "$c" >/dev/null || { echo "missing $c (apt-get install openvswitch-common)"; return 1; }
+    done
+}
+OVS_DIR=$TMP/ovs
+OVSDB_PID=
+ovs_env() { env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" "$@"; }
+vsctl() { ovs_env "$OVS_VSCTL" --db="unix:$OVS_DIR/db.sock" --timeout=10 "$@"; }
+ovs_appctl() { ovs_env ovs-appctl -t "$OVS_DIR/vswitchd.ctl" --timeout=10 "$@"; }
+setup_ovs() {
+    mkdir -p "$OVS_DIR/etc"
+    ovsdb-tool create "$OVS_DIR/conf.db" "$OVS_SCHEMA" || return 1
+    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c 1 ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
+        --unixctl="$OVS_DIR/ovsdb.ctl" --pidfile="$OVS_DIR/ovsdb.pid" --log-file="$OVS_DIR/ovsdb.log" \
+        --no-chdir 2>>"$OVS_DIR/ovsdb.err"
+    OVSDB_PID=$!
+    for _ in $(seq 50); do [ -S "$OVS_DIR/db.sock" ] && break; sleep 0.1; done
+    [ -S "$OVS_DIR/db.sock" ] || { echo "ovsdb-server did not start: $(cat "$OVS_DIR/ovsdb.err")"; return 1; }
+    vsctl --no-wait init || return 1
+    vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 || return 1
+    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c 1 "$OVS_VSWITCHD" "unix:$OVS_DIR/db.sock" --disable-system \
+        --unixctl="$OVS_DIR/vswitchd.ctl" --pidfile="$OVS_DIR/vswitchd.pid" \
+        --log-file="$OVS_DIR/vswitchd.log" --no-chdir 2>>"$OVS_DIR/vswitchd.err"
+    PEER_PID=$!
+    vsctl add-br "$OVS_BR" -- set bridge "$OVS_BR" datapath_type=netdev protocols=OpenFlow10,OpenFlow13 || return 1
+    vsctl add-port "$OVS_BR" "$G1" -- set interface "$G1" type=afxdp options:xdp-mode=native \
+        options:n_rxq=1 ofport_request=1 || return 1
+    vsctl add-port "$OVS_BR" "$S1" -- set interface "$S1" type=afxdp options:xdp-mode=native \
+        options:n_rxq=1 ofport_request=2 || return 1
+    local port err
+    for port in "$G1" "$S1"; do
+        err=$(vsctl get interface "$port" error 2>/dev/null || true)
+        if [ "$(vsctl get interface "$port" ofport)" = -1 ] || [ -n "${err#\[\]}" ]; then
+            echo "OVS could not open $port as afxdp: $err" >&2
+            tail -5 "$OVS_DIR/vswitchd.log" >&2
+            return 1
+        fi
+    done
+    write_pipeline "$OVS_DIR/flows"
+    ovs_env ovs-ofctl -O OpenFlow13 del-flows "unix:$OVS_DIR/$OVS_BR.mgmt" || return 1
+    ovs_env ovs-ofctl -O OpenFlow13 add-flows "unix:$OVS_DIR/$OVS_BR.mgmt" "$OVS_DIR/flows" || return 1
+}
+teardown_ovs() {
+    [ -d "$OVS_DIR" ] && vsctl show >"$OVS_DIR/vsctl-show.txt" 2>&1
+    [ -d "$OVS_DIR" ] && vsctl list interface >"$OVS_DIR/interfaces.txt" 2>&1
+    keep_logs "$OVS_DIR"
+    if [ -n "$PEER_PID" ]; then
+        # --cleanup removes the datapath and its ports (and their XDP programs).
+        ovs_appctl exit --cleanup >/dev/null 2>&1 || true
+        stop_pid "$PEER_PID"
+    fi
+    [ -n "$OVSDB_PID" ] && stop_pid "$OVSDB_PID"
+    PEER_PID=
+    OVSDB_PID=
+    # Never leave an XDP program on our links, whatever OVS did.
+    ip link set dev "$G1" xdp off 2>/dev/null || true
+    ip link set dev "$S1" xdp off 2>/dev/null || true
+    rm -rf "$OVS_DIR"
+}
+pre_ovs() { ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null; }
+post_ovs() {
+    ovs_appctl dpif-netdev/pmd-stats-show >"$TMP/pmd.txt" 2>&1 || true
+    # "avg processing cycles per packet: 1234.56 (...)": the PMD's busy cycles per packet.
+    PEER_EXTRA=$(awk -F': ' '/avg processing cycles per packet/ { split($2, a, " "); printf "%.0f cyc", a[1] }' "$TMP/pmd.txt")
+    PEER_EXTRA=${PEER_EXTRA:--}
+}
+
+# Peer (d): vswitchd, the switch of this project. THE HOOK: start command and port setup are
+# here and nowhere else. A binary that does not support a step yet makes the peer
+# "not available" for the run; the others go on.
+VS_DIR=$TMP/vswitchd
+setup_vswitchd() {
+    if [ ! -x "$VSWITCHD" ] || [ ! -x "$SWCTL" ]; then
+        echo "no binaries at $VSWITCHD / $SWCTL" >&2
+        return 1
+    fi
+    mkdir -p "$VS_DIR" || return 1
+    local sock=$VS_DIR/vswitchd.sock
+    spawn taskset -c 1 "$VSWITCHD" --socket "$sock" --db "$VS_DIR/conf.db" --workers 1 --idle busy \
+        >"$VS_DIR/log" 2>&1
+    PEER_PID=$!
+    for _ in $(seq 50); do
+        [ -S "$sock" ] && break
+        kill -0 "$PEER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ ! -S "$sock" ]; then
+        # clap and our own errors start with "error"; otherwise the last lines say why.
+        echo "vswitchd did not start: $(grep -m1 -i error "$VS_DIR/log" || tail -3 "$VS_DIR/log")" >&2
+        return 1
+    fi
+    write_pipeline "$VS_DIR/flows"
+    "$SWCTL" --socket "$sock" add-br "$VS_BR" >&2 &&
+        "$SWCTL" --socket "$sock" add-port "$VS_BR" "$G1" --type afxdp --ofport 1 >&2 &&
+        "$SWCTL" --socket "$sock" add-port "$VS_BR" "$S1" --type afxdp --ofport 2 >&2 &&
+        "$SWCTL" --socket "$sock" add-flows "$VS_BR" "$VS_DIR/flows" >&2 &&
+        "$SWCTL" --socket "$sock" pmd-stats --json >/dev/null
+}
+teardown_vswitchd() {
+    keep_logs "$VS_DIR"
+    [ -n "$PEER_PID" ] && stop_pid "$PEER_PID"
+    PEER_PID=
+    ip link set dev "$G1" xdp off 2>/dev/null || true
+    ip link set dev "$S1" xdp off 2>/dev/null || true
+    rm -rf "$VS_DIR"
+}
+vs_sum() { # sum a numeric field over all workers of `swctl pmd-stats --json`
+    grep -o "\"$1\": *[0-9.]*" "$2" | awk -F: '{ s += $2 } END { printf "%d", s }'
+}
+pre_vswitchd() { "$SWCTL" --socket "$VS_DIR/vswitchd.sock" pmd-stats --clear >/dev/null; }
+post_vswitchd() {
+    "$SWCTL" --socket "$VS_DIR/vswitchd.sock" pmd-stats --json >"$TMP/vs.json" 2>&1 || true
+    local pk busy
+    pk=$(vs_sum packets "$TMP/vs.json"); busy=$(vs_sum busy_ns "$TMP/vs.json")
+    PEER_EXTRA=$(awk -v p="$pk" -v b="$busy" 'BEGIN { if (p > 0) printf "%.0f ns", b / p; else print "-" }')
+}
+
+# ---------------------------------------------------------------------------------------------
+# Markdown table of medians over rounds, per (flows, peer).
+report() {
+    echo
+    echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    local f p
+    for f in $FLOWS; do
+        for p in $PEERS; do
+            awk -F'\t' -v f="$f" -v p="$p" '$2 == p && $3 == f' "$RESULTS" >"$TMP/sel"
+            if [ ! -s "$TMP/sel" ]; then
+                echo "| $f | $p | not available | | | | | | | | 0 |"
+                continue
+            fi
+            printf '| %s | %s' "$f" "$p"
+            local col
+            for col in 4 5 6 7 8 9 10 11; do
+                printf ' | %s' "$(median_col "$col" "$TMP/sel")"
+            done
+            printf ' | %s |\n' "$(wc -l <"$TMP/sel")"
+        done
+    done
+}
+# Median of column $1 ("-" when not numeric); pps columns shown in kpps.
+median_col() {
+    local col=$1 file=$2
+    cut -f"$col" "$file" | awk -v col="$col" '{ v = $1; u = $2 }
+        v ~ /^[0-9.]+$/ { a[n++] = v }
+        END {
+            if (n == 0) { print "-"; exit }
+            for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            m = (n % 2) ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
+            if (col <= 6) printf "%.0f", m / 1000
+            else if (col >= 10) printf "%.0f%s", m, (u != "" ? " " u : "")
+            else if (col == 7) printf "%.1f", m
+            else printf "%.0f", m
+        }'
+}
+
+# ---------------------------------------------------------------------------------------------
+main() {
+    local p f r reason
+    declare -A UNAVAILABLE=()
+    OVS_SCHEMA=
+    if [[ " $PEERS " == *" ovs "* ]] && ! find_ovs >"$TMP/find_ovs.log" 2>&1; then
+        UNAVAILABLE[ovs]=$(cat "$TMP/find_ovs.log")
+    fi
+    setup_topology
+    log "run $P: ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
+    log "generator (mode $GEN_MODE) on CPU 0; peer on CPU 1; sink: XDP_DROP"
+    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator"
+    : >"$RESULTS"
+    for r in $(seq "$ROUNDS"); do
+        for p in $PEERS; do
+            [ -n "${UNAVAILABLE[$p]:-}" ] && continue
+            CURRENT_PEER=$p
+            # In the current shell (setup records PIDs); every step checks its own status.
+            if ! "setup_$p" >"$TMP/setup.log" 2>&1; then
+                reason=$(grep -v '^$' "$TMP/setup.log" | tail -3 | tr '\n' ' ')
+                UNAVAILABLE[$p]=${reason:-setup failed}
+                log "$p: not available: ${UNAVAILABLE[$p]}"
+                "teardown_$p" || true
+                CURRENT_PEER=
+                continue
+            fi
+            sleep 0.5 # ports up, programs attached, PMD polling
+            warm_up
+            for f in $FLOWS; do measure "$p" "$f" "$r"; done
+            "teardown_$p"
+            CURRENT_PEER=
+        done
+    done
+    for p in "${!UNAVAILABLE[@]}"; do
+        echo "$p: not available: ${UNAVAILABLE[$p]}" | head -3
+    done
+    report
+    echo
+    echo "Generator: $(cut -f12 "$RESULTS" | sort -u | tr '\n' ' ')(benchlab gen; CPU 0). Peer on CPU 1."
+    [ -z "$RESULTS_KEEP" ] || cp "$RESULTS" "$RESULTS_KEEP"
+}
+main
