@@ -233,7 +233,7 @@ setup_bridge() {
     ethtool -K "$G1" gro on || return 1
     echo 2 >"/sys/class/net/$G1/queues/rx-0/rps_cpus" || return 1
     # A static entry: the sink never sends, so without it every frame would be flooded.
-    bridge fdb add "$SINK_MAC" dev "$S1" master static || return 1
+    bridge fdb replace "$SINK_MAC" dev "$S1" master static || return 1
 }
 teardown_bridge() {
     ip link del "$BR" 2>/dev/null || true
