@@ -61,6 +61,15 @@ pub struct RuleStats {
 }
 
 impl RuleStats {
+    /// Count `packets` packets totalling `bytes` bytes, the last at `now_ms` (the datapath
+    /// adds up a batch's hits and pays the atomic operations once).
+    #[inline]
+    pub fn add(&self, packets: u64, bytes: u64, now_ms: u64) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_used_ms.store(now_ms, Ordering::Relaxed);
+    }
+
     /// Count one packet of `bytes` bytes at `now_ms`.
     #[inline]
     pub fn hit(&self, bytes: u64, now_ms: u64) {

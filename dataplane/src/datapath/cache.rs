@@ -1,49 +1,53 @@
-//! The per-worker exact-match flow cache in front of the pipeline.
+//! The per-worker megaflow cache in front of the pipeline.
 //!
-//! Exact match on (bridge, whole flow key), two-way set associative, fixed size
-//! ([`DEFAULT_ENTRIES`] per worker).
+//! An entry is a translation together with the mask of key bits it depended on
+//! (`XlateOutput::wc`, the megaflow): every packet that agrees with the translated key on those
+//! bits gets the same datapath actions, so one entry serves all of them. Entries live in one
+//! hash table per distinct mask ("mask group"); a lookup probes the groups in creation order,
+//! hashing and comparing only the key words its mask touches — a handful for typical pipelines
+//! instead of the whole 29-word key.
 //!
-//! Why exact match rather than megaflows (`XlateOutput::wc`): a hit costs one hash of the key
-//! and one comparison, whatever the pipeline looks like, and a worker's cache is private so it
-//! needs no synchronization. A megaflow cache costs a masked hash and probe per distinct mask
-//! (tuple space search again, what the classifier already does) and pays off when many
-//! microflows share a megaflow and the miss path is expensive. Measured
-//! (`bench/benches/datapath.rs`, memory ports, one-rule pipeline, 2-core VM under load): a hit
-//! costs ~120–130 ns per packet end to end (of which ~40 ns is the memory port itself), a miss
-//! ~450 ns, and translating the 5-table benchmark pipeline alone ~250 ns (`bench/README.md`).
-//! With 16k entries a working set of 10 000 flows stays on the hit path (~200 ns: the entries
-//! no longer fit the CPU caches). So exact match is the simpler first layer; a megaflow layer
-//! can go behind it later without changing the worker (translation already computes the mask).
+//! Why megaflows and not exact match (the first version): measured on the veth lab
+//! (`make bench-lab`, 10 000 UDP flows through a 3-table pipeline), the exact-match cache held
+//! 10 000 entries of ~300 bytes; every packet's lookup missed the CPU caches and half of the
+//! worker's own time was spent waiting for that one load. The same 10 000 flows are one
+//! megaflow here (the pipeline only looks at `in_port` and `nw_dst`), which stays in L1. With
+//! one flow the two cost the same, and a megaflow lookup hashes fewer words.
 //!
-//! Validity: an entry records the *epoch* of its bridge at insertion. The worker gives a bridge
-//! a fresh epoch whenever it notices a new pipeline version or a port added or removed (flood
-//! sets change), so every older entry of that bridge becomes a miss at once, without walking
-//! the cache. A new version is recognized by the identity of the `Arc<Pipeline>` the worker
-//! holds, not by `Pipeline::version()`: two independently built pipelines can carry the same
-//! number, while a held `Arc`'s address cannot be reused. Replacement: a new entry takes an empty way of its set, else the way inserted
-//! longest ago (entries stay in place: moving ~300-byte entries cost more than translating).
-//! Entry storage (the action and rule vectors) is reused, so a warm cache does not allocate
-//! even on misses.
+//! Soundness rests on translation: `wc` must contain every bit the result depended on (the
+//! classifier's staged lookup and xlate's action bookkeeping; both are property-tested against
+//! "two keys that agree on the mask translate alike"). Megaflows of one bridge and epoch never
+//! disagree, so whichever group answers first is right.
+//!
+//! Validity: an entry records its bridge's *epoch* at insertion; the worker moves a bridge to a
+//! fresh epoch when it sees a new pipeline version or a port change, so older entries become
+//! misses at once. A stale entry found by a lookup is removed on the spot; the others go when
+//! the cache is full, which empties it whole (simple, and rare: it takes
+//! [`DEFAULT_ENTRIES`] distinct megaflows, or [`MAX_GROUPS`] masks, within one epoch's life).
+//! Entry storage (action and rule vectors) is reused, so a warm cache does not allocate.
 
 use crate::flowtable::RuleStats;
-use crate::key::FlowKey;
+use crate::key::{FlowKey, KEY_WORDS};
 use crate::xlate::{DpAction, DropReason, XlateOutput};
-use std::hash::Hasher;
+use hashbrown::HashTable;
 use std::sync::Arc;
 
-/// Default number of entries per worker.
+/// Default number of megaflows per worker.
 pub const DEFAULT_ENTRIES: usize = 16 * 1024;
+
+/// Most distinct masks before the cache is emptied (each costs a probe on a miss).
+pub const MAX_GROUPS: usize = 64;
 
 /// One cached translation.
 #[derive(Default)]
 pub struct Entry {
-    hash: u64,
     bridge: u32,
-    /// 0 = empty.
+    /// 0 = free.
     epoch: u64,
-    /// Insertion order (replacement).
-    seq: u64,
-    key: FlowKey,
+    group: u16,
+    hash: u64,
+    /// The translated key under the group's mask.
+    masked: FlowKey,
     /// Datapath actions.
     pub actions: Vec<DpAction>,
     /// Rule counters to bump on each hit.
@@ -52,72 +56,119 @@ pub struct Entry {
     pub drop_reason: Option<DropReason>,
 }
 
-/// The cache.
-pub struct FlowCache {
-    entries: Vec<Entry>,
-    sets_mask: usize,
-    /// Insertions so far.
-    seq: u64,
+/// All megaflows with one mask.
+struct Group {
+    mask: FlowKey,
+    /// Indices of the mask's nonzero words.
+    words: Vec<u8>,
+    /// Entry indices, by masked hash.
+    table: HashTable<u32>,
 }
 
-/// Hash of (bridge, key).
-#[inline]
-pub fn hash(bridge: u32, key: &FlowKey) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    h.write_u32(bridge);
-    for w in &key.w {
-        h.write_u64(*w);
+impl Group {
+    #[inline]
+    fn hash(&self, bridge: u32, key: &FlowKey) -> u64 {
+        // FxHash-style multiply-rotate over the masked words, then murmur3's avalanche so the
+        // table's low bits depend on every input bit.
+        let mut h = u64::from(bridge).wrapping_mul(0x517c_c1b7_2722_0a95);
+        for &i in &self.words {
+            let w = key.w[usize::from(i)] & self.mask.w[usize::from(i)];
+            h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
-    // FxHash's low bits depend only on the inputs' low bits (a multiply carries upward), and
-    // keys differ in high bits (ports, addresses); the set index uses low bits, so finish with
-    // murmur3's avalanche.
-    let mut x = h.finish();
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
+
+    #[inline]
+    fn matches(&self, entry: &Entry, bridge: u32, key: &FlowKey) -> bool {
+        entry.bridge == bridge
+            && self.words.iter().all(|&i| {
+                let i = usize::from(i);
+                key.w[i] & self.mask.w[i] == entry.masked.w[i]
+            })
+    }
+}
+
+/// The cache.
+pub struct FlowCache {
+    groups: Vec<Group>,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    capacity: usize,
 }
 
 /// Result of a lookup.
 pub enum Lookup {
     /// Valid entry at this index.
     Hit(usize),
-    /// No valid entry; insert here (`Some`: a stale copy of the same key to overwrite).
-    Miss(Option<usize>),
+    /// No valid entry.
+    Miss,
 }
 
 impl FlowCache {
-    /// A cache of about `entries` entries (rounded up to a power of two, at least 2).
+    /// A cache of at most `entries` megaflows.
     pub fn new(entries: usize) -> FlowCache {
-        let sets = (entries / 2).max(1).next_power_of_two();
         FlowCache {
-            entries: (0..sets * 2).map(|_| Entry::default()).collect(),
-            sets_mask: sets - 1,
-            seq: 0,
+            groups: Vec::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            capacity: entries.max(1),
         }
     }
 
-    /// Number of entries.
+    /// Most megaflows held.
     pub fn capacity(&self) -> usize {
-        self.entries.len()
+        self.capacity
+    }
+
+    /// Megaflows held now (including stale ones not yet found).
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Distinct masks held now.
+    pub fn n_groups(&self) -> usize {
+        self.groups.len()
     }
 
     /// Look `key` up for `bridge` whose current epoch is `epoch`.
     #[inline]
-    pub fn lookup(&self, bridge: u32, epoch: u64, key: &FlowKey, hash: u64) -> Lookup {
-        let base = (hash as usize & self.sets_mask) * 2;
-        for i in base..base + 2 {
-            let e = &self.entries[i];
-            if e.hash == hash && e.bridge == bridge && e.epoch != 0 && e.key == *key {
-                return if e.epoch == epoch {
-                    Lookup::Hit(i)
-                } else {
-                    Lookup::Miss(Some(i))
-                };
+    pub fn lookup(&mut self, bridge: u32, epoch: u64, key: &FlowKey) -> Lookup {
+        for gi in 0..self.groups.len() {
+            let g = &self.groups[gi];
+            let h = g.hash(bridge, key);
+            let entries = &self.entries;
+            let Some(&idx) = g
+                .table
+                .find(h, |&i| g.matches(&entries[i as usize], bridge, key))
+            else {
+                continue;
+            };
+            if self.entries[idx as usize].epoch == epoch {
+                return Lookup::Hit(idx as usize);
             }
+            // Made under an older pipeline or port set: drop it and keep looking.
+            self.remove(gi, h, idx);
         }
-        Lookup::Miss(None)
+        Lookup::Miss
+    }
+
+    fn remove(&mut self, gi: usize, hash: u64, idx: u32) {
+        if let Ok(slot) = self.groups[gi].table.find_entry(hash, |&i| i == idx) {
+            slot.remove();
+        }
+        let e = &mut self.entries[idx as usize];
+        e.epoch = 0;
+        e.rules.clear();
+        self.free.push(idx);
     }
 
     /// Entry `i`.
@@ -126,51 +177,65 @@ impl FlowCache {
         &self.entries[i]
     }
 
-    /// Store the translation `out` of `key`; returns the entry's index.
-    pub fn insert(
-        &mut self,
-        bridge: u32,
-        epoch: u64,
-        key: &FlowKey,
-        hash: u64,
-        stale: Option<usize>,
-        out: &XlateOutput,
-    ) -> usize {
-        let i = match stale {
-            Some(i) => i,
+    /// Store the translation `out` of `key` (its megaflow is `key` under `out.wc`); returns
+    /// the entry's index. May empty the cache first when it is full: indices returned earlier
+    /// are then invalid.
+    pub fn insert(&mut self, bridge: u32, epoch: u64, key: &FlowKey, out: &XlateOutput) -> usize {
+        if self.len() >= self.capacity {
+            self.clear();
+        }
+        let gi = match self.groups.iter().position(|g| g.mask == out.wc) {
+            Some(gi) => gi,
             None => {
-                // An empty way, else the one inserted first (FIFO per set). Entries stay in
-                // place: moving ~300-byte entries around cost more than the translation.
-                let base = (hash as usize & self.sets_mask) * 2;
-                let (a, b) = (&self.entries[base], &self.entries[base + 1]);
-                if a.epoch == 0 || (b.epoch != 0 && a.seq <= b.seq) {
-                    base
-                } else {
-                    base + 1
+                if self.groups.len() >= MAX_GROUPS {
+                    self.clear();
                 }
+                let words = (0..KEY_WORDS)
+                    .filter(|&i| out.wc.w[i] != 0)
+                    .map(|i| i as u8)
+                    .collect();
+                self.groups.push(Group {
+                    mask: out.wc,
+                    words,
+                    table: HashTable::new(),
+                });
+                self.groups.len() - 1
             }
         };
-        self.seq += 1;
-        let e = &mut self.entries[i];
-        e.hash = hash;
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry::default());
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let g = &mut self.groups[gi];
+        let hash = g.hash(bridge, key);
+        let e = &mut self.entries[idx as usize];
         e.bridge = bridge;
         e.epoch = epoch;
-        e.key = *key;
+        e.group = gi as u16;
+        e.hash = hash;
+        e.masked = key.and(&g.mask);
         e.actions.clear();
         e.actions.extend_from_slice(&out.actions);
         e.rules.clear();
         e.rules.extend(out.rules.iter().cloned());
         e.drop_reason = out.drop_reason;
-        e.seq = self.seq;
-        i
+        let entries = &self.entries;
+        g.table
+            .insert_unique(hash, idx, |&i| entries[i as usize].hash);
+        idx as usize
     }
 
-    /// Forget everything (benchmarks of the miss path; entries of old epochs are otherwise
-    /// just left to be overwritten).
+    /// Forget everything.
     pub fn clear(&mut self) {
-        for e in &mut self.entries {
+        self.groups.clear();
+        self.free.clear();
+        for (i, e) in self.entries.iter_mut().enumerate() {
             e.epoch = 0;
             e.rules.clear();
+            self.free.push(i as u32);
         }
     }
 }
@@ -180,35 +245,78 @@ mod tests {
     use super::*;
     use control::flow::field::Field;
 
-    /// Keys that differ only in a transport port must spread over the sets.
-    #[test]
-    fn similar_keys_spread() {
-        let mut c = FlowCache::new(DEFAULT_ENTRIES);
-        let out = XlateOutput::new();
-        let keys: Vec<FlowKey> = (0..10_000u32)
-            .map(|i| {
-                let mut k = FlowKey::zero();
-                k.set(Field::InPort, 1);
-                k.set(Field::EthType, 0x0800);
-                k.set(Field::Ipv4Src, u128::from(0x0a00_0001 + i / 1000));
-                k.set(Field::UdpSrc, u128::from(1000 + i % 1000));
-                k
-            })
-            .collect();
-        for n in [100, 10_000] {
-            c.clear();
-            for k in &keys[..n] {
-                let h = hash(1, k);
-                if let Lookup::Miss(s) = c.lookup(1, 1, k, h) {
-                    c.insert(1, 1, k, h, s, &out);
-                }
-            }
-            let hits = keys[..n]
-                .iter()
-                .filter(|k| matches!(c.lookup(1, 1, k, hash(1, k)), Lookup::Hit(_)))
-                .count();
-            // Random placement of 10 000 keys in 8192 two-way sets keeps ~90%.
-            assert!(hits * 100 >= n * 85, "{n} keys: {hits} hits");
+    fn key(src: u32, sport: u16) -> FlowKey {
+        let mut k = FlowKey::zero();
+        k.set(Field::InPort, 1);
+        k.set(Field::EthType, 0x0800);
+        k.set(Field::IpProto, 17);
+        k.set(Field::Ipv4Src, u128::from(src));
+        k.set(Field::Ipv4Dst, 0x0a00_0002);
+        k.set(Field::UdpSrc, u128::from(sport));
+        k
+    }
+
+    fn out_with_mask(fields: &[Field], port: u32) -> XlateOutput {
+        let mut o = XlateOutput::new();
+        for &f in fields {
+            o.wc.set(f, u128::MAX);
         }
+        o.actions.push(DpAction::Output(port));
+        o
+    }
+
+    #[test]
+    fn one_megaflow_serves_every_microflow_under_its_mask() {
+        let mut c = FlowCache::new(DEFAULT_ENTRIES);
+        let out = out_with_mask(&[Field::InPort, Field::EthType, Field::Ipv4Dst], 2);
+        assert!(matches!(c.lookup(1, 1, &key(1, 1)), Lookup::Miss));
+        c.insert(1, 1, &key(1, 1), &out);
+        for sport in 0..10_000u16 {
+            match c.lookup(1, 1, &key(0x0a00_0001 + u32::from(sport % 7), sport)) {
+                Lookup::Hit(i) => assert_eq!(c.get(i).actions, vec![DpAction::Output(2)]),
+                Lookup::Miss => panic!("microflow {sport} missed"),
+            }
+        }
+        assert_eq!((c.len(), c.n_groups()), (1, 1));
+        // Another bridge, another destination: misses.
+        assert!(matches!(c.lookup(2, 1, &key(1, 1)), Lookup::Miss));
+        let mut other = key(1, 1);
+        other.set(Field::Ipv4Dst, 0x0a00_0003);
+        assert!(matches!(c.lookup(1, 1, &other), Lookup::Miss));
+    }
+
+    #[test]
+    fn stale_epochs_miss_and_are_removed() {
+        let mut c = FlowCache::new(DEFAULT_ENTRIES);
+        let out = out_with_mask(&[Field::Ipv4Dst], 2);
+        c.insert(1, 1, &key(1, 1), &out);
+        assert!(matches!(c.lookup(1, 2, &key(1, 1)), Lookup::Miss));
+        assert_eq!(c.len(), 0, "stale entry removed when found");
+        c.insert(1, 2, &key(1, 1), &out_with_mask(&[Field::Ipv4Dst], 3));
+        match c.lookup(1, 2, &key(9, 9)) {
+            Lookup::Hit(i) => assert_eq!(c.get(i).actions, vec![DpAction::Output(3)]),
+            Lookup::Miss => panic!("miss"),
+        }
+    }
+
+    #[test]
+    fn several_masks_and_a_full_cache() {
+        let mut c = FlowCache::new(100);
+        c.insert(1, 1, &key(1, 1), &out_with_mask(&[Field::UdpSrc], 5));
+        c.insert(
+            1,
+            1,
+            &key(1, 2),
+            &out_with_mask(&[Field::Ipv4Src, Field::UdpSrc], 6),
+        );
+        assert_eq!(c.n_groups(), 2);
+        assert!(matches!(c.lookup(1, 1, &key(7, 1)), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(1, 1, &key(1, 2)), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(1, 1, &key(7, 2)), Lookup::Miss));
+        for sport in 100..300u16 {
+            c.insert(1, 1, &key(1, sport), &out_with_mask(&[Field::UdpSrc], 5));
+            assert!(c.len() <= 100);
+        }
+        assert!(matches!(c.lookup(1, 1, &key(3, 299)), Lookup::Hit(_)));
     }
 }

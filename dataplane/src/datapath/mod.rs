@@ -289,6 +289,10 @@ pub(crate) struct Shared {
     pub(crate) gone: Sender<GoneEvent>,
     /// Origin of the datapath clock (MAC ages).
     pub(crate) clock: Instant,
+    /// Wall-clock time at `clock`, in ms since the Unix epoch: workers derive rule `last_used`
+    /// times from their monotonic readings instead of reading the wall clock too (clock reads
+    /// were a noticeable share of a worker's own time).
+    pub(crate) wall_base_ms: u64,
     pub(crate) idle: IdlePolicy,
 }
 
@@ -434,6 +438,9 @@ impl Datapath {
                 .collect(),
             gone: gone_tx,
             clock: Instant::now(),
+            wall_base_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             idle: cfg.idle,
         });
         let mut cmds = Vec::new();
