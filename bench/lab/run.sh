@@ -379,7 +379,8 @@ teardown_vswitchd() {
     rm -rf "$VS_DIR"
 }
 vs_sum() { # sum a numeric field over all workers of `swctl pmd-stats --json`
-    grep -o "\"$1\": *[0-9.]*" "$2" | awk -F: '{ s += $2 } END { printf "%d", s }'
+    # %.0f, not %d: mawk's %d clamps at 2^31-1, and 5 s of busy nanoseconds exceed it.
+    grep -o "\"$1\": *[0-9.]*" "$2" | awk -F: '{ s += $2 } END { printf "%.0f", s }'
 }
 pre_vswitchd() { "$SWCTL" --socket "$VS_DIR/vswitchd.sock" pmd-stats --clear >/dev/null; }
 post_vswitchd() {

@@ -312,6 +312,8 @@ pub struct WorkerDump {
     pub idle_ns: u64,
     /// Busy nanoseconds per packet.
     pub busy_ns_per_packet: f64,
+    /// Packets per busy iteration (receive batches of up to 32).
+    pub packets_per_batch: f64,
 }
 
 /// Description of the running switch.

@@ -480,6 +480,7 @@ fn render_pmd(workers: &[WorkerDump]) -> String {
             100.0 * w.busy_ns as f64 / total
         );
         let _ = writeln!(s, "  busy ns per packet: {:.1}", w.busy_ns_per_packet);
+        let _ = writeln!(s, "  packets per batch: {:.1}", w.packets_per_batch);
     }
     s
 }

@@ -357,6 +357,7 @@ impl Switch {
                 busy_ns: w.busy_ns,
                 idle_ns: w.idle_ns,
                 busy_ns_per_packet: w.busy_ns_per_packet,
+                packets_per_batch: w.packets_per_batch,
             })
             .collect();
         Ok(Reply::PmdStats { workers })

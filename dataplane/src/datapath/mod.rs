@@ -237,6 +237,8 @@ pub struct WorkerStats {
     pub idle_ns: u64,
     /// `busy_ns / packets` (0 without packets).
     pub busy_ns_per_packet: f64,
+    /// Packets per iteration that moved any (how full the receive batches are).
+    pub packets_per_batch: f64,
 }
 
 /// A bridge as workers see it (part of the published topology).

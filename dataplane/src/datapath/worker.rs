@@ -121,6 +121,8 @@ struct Counters {
     misses: u64,
     busy_ns: u64,
     idle_ns: u64,
+    /// Iterations that moved at least one frame.
+    busy_iterations: u64,
 }
 
 /// A worker's state. Runs on its own thread ([`Worker::run`]) or is driven by a benchmark.
@@ -234,6 +236,7 @@ impl Worker {
         let ns = t1.saturating_duration_since(t0).as_nanos() as u64;
         if moved > 0 {
             self.counters.busy_ns += ns;
+            self.counters.busy_iterations += 1;
         } else {
             self.counters.idle_ns += ns;
         }
@@ -390,6 +393,11 @@ impl Worker {
                 0.0
             } else {
                 c.busy_ns as f64 / c.packets as f64
+            },
+            packets_per_batch: if c.busy_iterations == 0 {
+                0.0
+            } else {
+                c.packets as f64 / c.busy_iterations as f64
             },
         };
         if clear {
