@@ -147,7 +147,39 @@ impl DaemonBuilder {
     }
 }
 
+/// A `dump-flows` line without the fields that change with time (`duration=`, `idle_age=`,
+/// `hard_age=`) and, unless `keep_counters`, without `n_packets=`/`n_bytes=` either.
+pub fn stable_flow_line(line: &str, keep_counters: bool) -> String {
+    let volatile: &[&str] = if keep_counters {
+        &["duration=", "idle_age=", "hard_age="]
+    } else {
+        &[
+            "duration=",
+            "idle_age=",
+            "hard_age=",
+            "n_packets=",
+            "n_bytes=",
+        ]
+    };
+    line.trim()
+        .split(", ")
+        .filter(|t| !volatile.iter().any(|v| t.starts_with(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Daemon {
+    /// `dump-flows BRIDGE [FILTER]`, one [`stable_flow_line`] (counters kept) per flow.
+    pub fn flows(&self, bridge: &str, filter: Option<&str>) -> Vec<String> {
+        let mut args = vec!["dump-flows", bridge];
+        args.extend(filter);
+        self.swctl(&args)
+            .expect_ok("dump-flows")
+            .lines()
+            .map(|l| stable_flow_line(l, true))
+            .collect()
+    }
+
     /// Start a daemon and wait until its socket answers.
     pub fn start(test: &str) -> Daemon {
         Daemon::builder(test).start()

@@ -4,16 +4,7 @@
 use integration::{bin_dir, Daemon, TempDir};
 
 fn dump(d: &Daemon, br: &str) -> Vec<String> {
-    d.swctl(&["dump-flows", br])
-        .expect_ok("dump-flows")
-        .lines()
-        .map(|l| {
-            l.split(", ")
-                .filter(|t| !t.starts_with("duration=") && !t.starts_with("idle_age="))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .collect()
+    d.flows(br, None)
 }
 
 #[test]
@@ -59,19 +50,24 @@ fn a_failed_command_is_not_saved() {
     assert_eq!(dump(&d, "br0").len(), 1);
 }
 
+/// Run vswitchd on `db` to completion (it is expected to refuse to start).
+fn run_on(dir: &TempDir, db: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(bin_dir().join("vswitchd"))
+        .arg("--socket")
+        .arg(dir.path().join("s.sock"))
+        .arg("--db")
+        .arg(db)
+        .output()
+        .expect("run vswitchd")
+}
+
 #[test]
 fn corrupt_database_stops_the_daemon_and_is_left_untouched() {
     let dir = TempDir::new("swtest-corrupt");
     let db = dir.path().join("conf.db");
     let garbage = "{\"format\": 1, \"bridges\": [{\"name\": \"br0\", \"ports\": [], \"flows\": [";
     std::fs::write(&db, garbage).unwrap();
-    let out = std::process::Command::new(bin_dir().join("vswitchd"))
-        .arg("--socket")
-        .arg(dir.path().join("s.sock"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("run vswitchd");
+    let out = run_on(&dir, &db);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt or unreadable"), "{err}");
@@ -82,13 +78,7 @@ fn corrupt_database_stops_the_daemon_and_is_left_untouched() {
     // A flow the parser refuses is as fatal as broken JSON, and names the flow.
     let bad_flow = r#"{"format":1,"bridges":[{"name":"br0","ports":[],"flows":["ip,nw_dst=1.2.3 actions=drop"]}]}"#;
     std::fs::write(&db, bad_flow).unwrap();
-    let out = std::process::Command::new(bin_dir().join("vswitchd"))
-        .arg("--socket")
-        .arg(dir.path().join("s.sock"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("run vswitchd");
+    let out = run_on(&dir, &db);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bridge br0: flow 1"), "{err}");

@@ -2,7 +2,7 @@
 //! `ovs-ofctl -O OpenFlow13 dump-flows br-int`, loaded with `swctl` and exercised with
 //! `swctl trace`, through the real daemon.
 
-use integration::{Daemon, SEED_000_FLOWS};
+use integration::{stable_flow_line, Daemon, SEED_000_FLOWS};
 use serde_json::Value;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address,
@@ -10,25 +10,6 @@ use smoltcp::wire::{
 };
 
 // smoltcp prints MAC addresses with dashes, hence "fa-16-..." below.
-
-/// The part of a dump-flows line that describes the flow, without counters and ages.
-fn without_counters(line: &str) -> String {
-    line.trim()
-        .split(", ")
-        .filter(|t| {
-            ![
-                "duration=",
-                "n_packets=",
-                "n_bytes=",
-                "idle_age=",
-                "hard_age=",
-            ]
-            .iter()
-            .any(|c| t.starts_with(c))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn loaded() -> Daemon {
     let d = Daemon::start("seed000");
@@ -60,8 +41,11 @@ fn output_frame(t: &Value, port: u64) -> Vec<u8> {
 fn seed_flows_load_verbatim_and_dump_back_as_ovs_printed_them() {
     let d = loaded();
     let dump = d.swctl(&["dump-flows", "br-int"]).expect_ok("dump-flows");
-    let ours: Vec<String> = dump.lines().map(without_counters).collect();
-    let seed: Vec<String> = SEED_000_FLOWS.lines().map(without_counters).collect();
+    let ours: Vec<String> = dump.lines().map(|l| stable_flow_line(l, false)).collect();
+    let seed: Vec<String> = SEED_000_FLOWS
+        .lines()
+        .map(|l| stable_flow_line(l, false))
+        .collect();
     assert_eq!(ours, seed, "dump-flows differs from what OVS printed");
 
     // Each dumped line, counters and all, can be fed back to add-flow.
@@ -75,7 +59,7 @@ fn seed_flows_load_verbatim_and_dump_back_as_ovs_printed_them() {
         .swctl(&["dump-flows", "br-int"])
         .expect_ok("dump")
         .lines()
-        .map(without_counters)
+        .map(|l| stable_flow_line(l, false))
         .collect();
     assert_eq!(again, seed);
 }

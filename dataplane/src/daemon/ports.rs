@@ -68,6 +68,21 @@ impl State {
         Ok(())
     }
 
+    /// The running datapath.
+    fn datapath(&self) -> Result<&crate::datapath::Datapath, ErrorReply> {
+        self.datapath
+            .as_ref()
+            .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))
+    }
+
+    /// The running datapath, after checking that `bridge` exists.
+    fn datapath_of(&self, bridge: &str) -> Result<&crate::datapath::Datapath, ErrorReply> {
+        if !self.bridges.contains_key(bridge) {
+            return Err(no_such_bridge(bridge));
+        }
+        self.datapath()
+    }
+
     /// Open `iface` and hand its queues to the workers.
     fn open_port(
         &self,
@@ -76,10 +91,7 @@ impl State {
         kind: PortType,
         ofport: u32,
     ) -> Result<PortInfo, ErrorReply> {
-        let dp = self
-            .datapath
-            .as_ref()
-            .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))?;
+        let dp = self.datapath()?;
         let opened = port::open(iface, request(kind))
             .map_err(|e| port_error(ErrorKind::PortUnavailable, e.to_string()))?;
         let info = opened.info.clone();
@@ -263,13 +275,7 @@ impl Switch {
 
     pub(super) fn dump_ports(&self, bridge: &str, only: Option<&str>) -> Result<Reply, ErrorReply> {
         let st = self.lock();
-        if !st.bridges.contains_key(bridge) {
-            return Err(no_such_bridge(bridge));
-        }
-        let dp = st
-            .datapath
-            .as_ref()
-            .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))?;
+        let dp = st.datapath_of(bridge)?;
         let statuses = dp
             .ports(bridge)
             .map_err(|e| port_error(ErrorKind::Internal, e.to_string()))?;
@@ -319,14 +325,8 @@ impl Switch {
 
     pub(super) fn fdb_show(&self, bridge: &str) -> Result<Reply, ErrorReply> {
         let st = self.lock();
-        if !st.bridges.contains_key(bridge) {
-            return Err(no_such_bridge(bridge));
-        }
-        let dp = st
-            .datapath
-            .as_ref()
-            .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))?;
-        let entries = dp
+        let entries = st
+            .datapath_of(bridge)?
             .fdb(bridge)
             .map_err(|e| port_error(ErrorKind::Internal, e.to_string()))?
             .into_iter()
@@ -342,11 +342,8 @@ impl Switch {
 
     pub(super) fn pmd_stats(&self, clear: bool) -> Result<Reply, ErrorReply> {
         let st = self.lock();
-        let dp = st
-            .datapath
-            .as_ref()
-            .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))?;
-        let workers = dp
+        let workers = st
+            .datapath()?
             .worker_stats(clear)
             .into_iter()
             .map(|w| WorkerDump {
