@@ -41,13 +41,17 @@ impl PacketBuf<Vec<u8>> {
     }
 
     /// Replace the contents with `frame` (reusing the allocation) and restore the headroom.
+    /// This is on every received packet: the storage only grows, the frame is copied once, and
+    /// the headroom keeps whatever bytes it had (nothing reads them before a push writes them).
     pub fn reset(&mut self, frame: &[u8]) {
         let h = Self::DEFAULT_HEADROOM;
-        self.buf.clear();
-        self.buf.resize(h, 0);
-        self.buf.extend_from_slice(frame);
+        let end = h + frame.len();
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.buf[h..end].copy_from_slice(frame);
         self.start = h;
-        self.end = self.buf.len();
+        self.end = end;
         self.tunnel = None;
     }
 }
@@ -125,5 +129,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
     /// The underlying storage.
     pub fn into_inner(self) -> B {
         self.buf
+    }
+}
+
+#[cfg(test)]
+mod reset_tests {
+    use super::PacketBuf;
+
+    #[test]
+    fn reuse_for_a_shorter_frame_holds_exactly_that_frame() {
+        let mut b = PacketBuf::from_frame(&[7u8; 1500]);
+        b.reset(&[1, 2, 3]);
+        assert_eq!(b.data(), &[1, 2, 3]);
+        assert_eq!(b.len(), 3);
+        assert!(b.push_front(4), "headroom restored");
+        b.data_mut()[..4].copy_from_slice(&[9, 9, 9, 9]);
+        assert_eq!(b.data(), &[9, 9, 9, 9, 1, 2, 3]);
+        b.reset(&[5; 64]);
+        assert_eq!(b.data(), &[5; 64][..]);
     }
 }
