@@ -48,9 +48,10 @@
 //!
 //! # The flow cache and its invalidation
 //!
-//! Per worker, exact match on (bridge, flow key); see [`cache`] for why exact match and not
-//! megaflows, and for the size and replacement. A hit bumps the counters of every rule the
-//! translation hit, so `dump-flows` counts equal packets and idle timeouts see traffic.
+//! Per worker, megaflows: (bridge, key under the translation's mask); see [`cache`] for why
+//! megaflows rather than exact match, and for the size and replacement. Hits are added up per
+//! cache entry over a batch and then to the counters of every rule the translation hit, so
+//! `dump-flows` counts equal packets and idle timeouts see traffic.
 //! Entries carry the epoch of their bridge; a worker gives a bridge a new epoch when it sees a
 //! new pipeline (`Arc` pointer differs from the one it holds) or a new topology (ports added or
 //! removed change `flood`/`all` outputs), which invalidates all of that bridge's entries at once.
