@@ -94,3 +94,59 @@ fn an_interface_deleted_under_the_daemon_is_reported_and_the_rest_keeps_working(
         "the other ports still switch"
     );
 }
+
+#[test]
+fn bad_add_port_requests_are_refused_and_change_nothing() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let h = hosts(&lab, 53, 3);
+    let d = Daemon::lab("lab-badport");
+    d.swctl(&["add-br", "br0"]).expect_ok("add-br");
+    d.swctl(&["add-br", "br1"]).expect_ok("add-br");
+    add_port(&d, "br0", h[0].port(), None, Some(5));
+    let before = (show_ports(&d, "br0"), show_ports(&d, "br1"));
+
+    let refusals: [(Vec<&str>, &str); 5] = [
+        (
+            vec!["add-port", "br0", "nosuchif0"],
+            "no interface named nosuchif0",
+        ),
+        (
+            vec!["add-port", "br0", h[0].port()],
+            "is already port 5 of bridge br0",
+        ),
+        (
+            vec!["add-port", "br1", h[0].port()],
+            "is already port 5 of bridge br0",
+        ),
+        (
+            vec!["add-port", "br0", h[1].port(), "--ofport", "5"],
+            "ofport 5 is in use on bridge br0",
+        ),
+        (
+            vec!["add-port", "br0", h[1].port(), "--ofport", "0"],
+            "out of range",
+        ),
+    ];
+    for (args, expected) in refusals {
+        let err = d.swctl(&args).expect_err(&args.join(" "));
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    assert_eq!(
+        (show_ports(&d, "br0"), show_ports(&d, "br1")),
+        before,
+        "nothing changed"
+    );
+    assert!(
+        !xdp_attached(h[1].port()),
+        "the refused interface was not touched"
+    );
+    // And the deletion of something that is not there.
+    let err = d
+        .swctl(&["del-port", "br0", h[2].port()])
+        .expect_err("del-port of a non-port");
+    assert!(err.contains("has no port"), "{err}");
+}
