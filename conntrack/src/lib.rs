@@ -126,3 +126,6 @@ pub enum Error {
     #[error("conntrack entry no longer exists")]
     StaleEntry,
 }
+
+#[cfg(test)]
+mod tests;
