@@ -293,7 +293,9 @@ impl TcpConn {
                     r.scale = 0;
                 }
             } else {
-                // Mid-stream pickup (only reachable through Liberal ignore paths today).
+                // Mid-stream pickup: unreachable with Strict/Liberal (only a SYN or SYN-ACK
+                // opens a direction); kept for the one-sided profile, which will initialise a
+                // direction from the ACK that follows the SYN.
                 s.end = end;
                 s.maxwin = win.max(1);
                 s.maxend = end.wrapping_add(s.maxwin);
@@ -354,7 +356,12 @@ impl TcpConn {
         let s = &self.dirs[dir.idx()];
         let r = &self.dirs[dir.flip().idx()];
         if self.state == TcpState::SynSent {
-            return dir == Dir::Reply && t.flags & F::ACK != 0 && t.ack == r.end;
+            return match dir {
+                // The server refuses the SYN: the RST must acknowledge it.
+                Dir::Reply => t.flags & F::ACK != 0 && t.ack == r.end,
+                // The client abandons its SYN: exactly its next sequence number.
+                Dir::Original => t.seq == s.end,
+            };
         }
         if s.maxwin == 0 {
             return false;
@@ -385,6 +392,9 @@ pub(crate) fn track(
     };
     let new = match next {
         Iv => return Err(InvalidReason::InvalidTransition),
+        // "Ignore" keeps the state, but only for a direction that already opened properly:
+        // a bare ACK from a side whose SYN(-ACK) we never saw must not count as its reply.
+        Ig if conn.dirs[dir.idx()].maxwin == 0 => return Err(InvalidReason::InvalidTransition),
         Ig => None,
         To(s) => Some(s),
     };

@@ -349,6 +349,20 @@ fn unsolicited_segments_open_nothing() {
 }
 
 #[test]
+fn reply_ack_without_synack_is_not_a_reply() {
+    let ct = Conntrack::default();
+    let mut c = Tcp::new(&ct, "10.0.0.1", "10.0.0.2");
+    c.client(SYN, 0, 0);
+    let v = c.go(c.seg(false, ACK, 77, c.cseq, 0), 0);
+    assert_eq!(v.invalid, Some(InvalidReason::InvalidTransition));
+    // The connection is still +new for the client: no reply was seen.
+    assert_eq!(c.go(c.seg(true, SYN, c.cseq - 1, 0, 0), 0).state, TRK | NEW);
+    // The client may abandon its SYN with a RST at its next sequence number.
+    assert!(!c.go(c.seg(true, RST, c.cseq, 0, 0), 0).has(INV));
+    assert_eq!(c.state(), "CLOSE");
+}
+
+#[test]
 fn no_commit_reports_new_but_remembers_nothing() {
     let ct = Conntrack::default();
     let c = Tcp::new(&ct, "10.0.0.1", "10.0.0.2");
@@ -742,6 +756,43 @@ fn concurrent_workers_both_directions() {
     assert!(all
         .iter()
         .all(|e| e.packets == [5, 4] && e.state == "ESTABLISHED"));
+    ct.check_invariants();
+}
+
+#[test]
+fn concurrent_directions_of_the_same_flows() {
+    let ct = Arc::new(Conntrack::default());
+    let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+    let n = 2000u16;
+    for p in 0..n {
+        assert_eq!(
+            ct.process(&PacketInfo::udp(0, a, b, p, 53), 0, true).state,
+            TRK | NEW
+        );
+    }
+    let side = |from_a: bool| {
+        let ct = Arc::clone(&ct);
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                for p in 0..n {
+                    let pkt = if from_a {
+                        PacketInfo::udp(0, a, b, p, 53)
+                    } else {
+                        PacketInfo::udp(0, b, a, 53, p)
+                    };
+                    assert!(!ct.process(&pkt, S, true).has(INV));
+                }
+            }
+        })
+    };
+    let (x, y) = (side(true), side(false));
+    x.join().unwrap();
+    y.join().unwrap();
+    assert_eq!(ct.len(), usize::from(n));
+    for e in ct.entries(None, S) {
+        assert_eq!(e.packets, [6, 5]);
+        assert_eq!(e.state, "ASSURED");
+    }
     ct.check_invariants();
 }
 
