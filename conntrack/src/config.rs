@@ -14,9 +14,9 @@ pub enum Profile {
     Strict,
     /// State machine without window checks (Linux `nf_conntrack_tcp_be_liberal`): windows are
     /// still tracked, so a zone can switch back to `Strict`, but a segment outside them is
-    /// accepted. Trade-off: a blind attacker who guesses the ports can inject data or RST
-    /// (RST still needs a valid flag combination and is still checked against RFC 5961 unless
-    /// the connection never saw a window). Useful where one node sees only part of the traffic.
+    /// accepted, and so is any RST or SYN-ACK with a valid flag combination. Trade-off: a
+    /// blind attacker who guesses the 4-tuple can inject data or reset a connection. Only a
+    /// SYN still opens a connection. Useful where one node sees only part of the traffic.
     Liberal,
 }
 

@@ -45,7 +45,7 @@
 //! # Expiry
 //!
 //! Per-shard min-heaps of `(deadline, slot, generation)` with lazy deletion; see
-//! [`expiry`](crate::expiry) for the rules. No periodic scan of the table exists: every
+//! [`expiry`] for the rules. No periodic scan of the table exists: every
 //! `process` call handles up to four due records of its own shard, [`Conntrack::expire`]
 //! handles all due records (for the housekeeping thread), and a lookup that meets an entry
 //! past its deadline treats it as gone. Time is passed in by the caller (`now_ms`), so tests
@@ -73,7 +73,7 @@
 //!
 //! # Modules
 //!
-//! [`tuple`] keys, [`packet`] the caller's description of a packet, [`table`] shards and
+//! [`tuple`](mod@tuple) keys, [`packet`] the caller's description of a packet, [`table`] shards and
 //! `process`, [`tcp`]/[`udp`]/[`icmp`] the protocols, [`expiry`] timers, [`limits`] entry
 //! limits, [`stats`] counters, [`config`] zones and timeouts.
 

@@ -13,11 +13,11 @@
 //! I `seq <= sender.maxend`, II `end >= sender.end - receiver.maxwin`,
 //! III `ack <= receiver.end`, IV `ack >= receiver.end - max(sender.maxwin, 66000)`.
 //!
-//! The zone's [`Profile`] is an argument of [`track`]: `Strict` enforces windows, RST placement
+//! The zone's [`Profile`] is an argument of `track`: `Strict` enforces windows, RST placement
 //! and SYN-ACK acknowledgment; `Liberal` runs the same state machine and still tracks the
 //! windows but accepts what the window checks would refuse. A future `Asym` profile (one-sided
 //! flows: an ACK with `seq == SYN + 1` after a SYN we saw establishes) is one more arm in
-//! [`track`]'s SYN_SENT handling and in [`TcpConn::new`]; nothing else needs to change.
+//! `track`'s SYN_SENT handling and in `TcpConn::new`; nothing else needs to change.
 
 use serde::Serialize;
 
@@ -232,7 +232,7 @@ pub(crate) struct TcpConn {
     dirs: [TcpDir; 2],
 }
 
-/// What the caller must do after [`track`] accepted a segment.
+/// What the caller must do after `track` accepted a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Segment accepted; the entry was updated.
