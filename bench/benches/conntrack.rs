@@ -10,6 +10,12 @@
 //!
 //! The memory per connection at 1M entries is printed once (allocated capacities of slabs,
 //! indexes and expiry queues divided by entries, and the nominal size).
+//!
+//! First figures (2-core VM shared with other builds, `--warm-up-time 1 --measurement-time 3`,
+//! so ±10%): lookup_est 69 / 437 / 663 ns, create(+flush) 184 / 323 / 612 ns, new_no_commit
+//! 51 / 68 / 120 ns at 1k / 100k / 1M; 1M entries: entry 216 B, nominal 246 B, allocated
+//! 284 B per connection. Beyond the caches the lookup is bound by the random access to the
+//! entry (the stride defeats all locality; real traffic has much more).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
