@@ -199,6 +199,22 @@ fn retransmissions_are_accepted() {
 }
 
 #[test]
+fn syn_retransmitted_with_a_new_isn() {
+    let ct = Conntrack::default();
+    let mut c = Tcp::new(&ct, "10.0.0.1", "10.0.0.2");
+    c.client(SYN, 0, 0);
+    // The client gave up and retried with another initial sequence number.
+    c.cseq = 777_777;
+    assert_eq!(c.client(SYN, 0, S).state, TRK | NEW);
+    // The server answers the second SYN; the first one's ISN would now be refused.
+    let stale = c.seg(false, SYN | ACK, c.sseq, 1001, 0);
+    assert_eq!(c.go(stale, S).invalid, Some(InvalidReason::BadSynAck));
+    assert_eq!(c.server(SYN | ACK, 0, S).state, TRK | EST | RPL);
+    assert_eq!(c.client(ACK, 0, S).state, TRK | EST);
+    assert_eq!(c.state(), "ESTABLISHED");
+}
+
+#[test]
 fn out_of_window_is_invalid_and_counted() {
     let ct = Conntrack::default();
     let mut c = Tcp::new(&ct, "10.0.0.1", "10.0.0.2");
