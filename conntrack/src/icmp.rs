@@ -1,0 +1,61 @@
+//! ICMP and ICMPv6: which messages are queries, responses and errors.
+//!
+//! Queries (echo, timestamp, information, address mask; ICMPv6 echo and node information)
+//! open a connection keyed by addresses and identifier; the matching response is its reply.
+//! Errors (destination unreachable incl. fragmentation needed, time exceeded, parameter
+//! problem, source quench, redirect; ICMPv6 destination unreachable, packet too big, time
+//! exceeded, parameter problem) are never connections of their own: they are `+rel` to the
+//! connection of the packet they quote. Everything else (router/neighbour discovery, MLD, ...)
+//! is not tracked and is reported `+inv`, as Open vSwitch does.
+
+/// What an ICMP message is to the tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IcmpKind {
+    /// Opens a connection; carries the type of the expected response.
+    Query { response: u8 },
+    /// Answers a query.
+    Response,
+    /// Error quoting another packet.
+    Error,
+    /// Not tracked.
+    Unsupported,
+}
+
+/// Classify an ICMP (`v6 == false`) or ICMPv6 type.
+pub(crate) fn classify(v6: bool, icmp_type: u8) -> IcmpKind {
+    use IcmpKind::*;
+    if v6 {
+        match icmp_type {
+            128 => Query { response: 129 },
+            139 => Query { response: 140 },
+            129 | 140 => Response,
+            1..=4 => Error,
+            _ => Unsupported,
+        }
+    } else {
+        match icmp_type {
+            8 => Query { response: 0 },
+            13 => Query { response: 14 },
+            15 => Query { response: 16 },
+            17 => Query { response: 18 },
+            0 | 14 | 16 | 18 => Response,
+            3 | 4 | 5 | 11 | 12 => Error,
+            _ => Unsupported,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(classify(false, 8), IcmpKind::Query { response: 0 });
+        assert_eq!(classify(false, 3), IcmpKind::Error);
+        assert_eq!(classify(false, 11), IcmpKind::Error);
+        assert_eq!(classify(true, 2), IcmpKind::Error);
+        assert_eq!(classify(true, 129), IcmpKind::Response);
+        assert_eq!(classify(true, 135), IcmpKind::Unsupported);
+    }
+}
