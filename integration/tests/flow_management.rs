@@ -80,7 +80,7 @@ fn missing_prerequisite_is_named() {
 }
 
 #[test]
-fn conntrack_actions_are_refused_until_conntrack_exists() {
+fn conntrack_nat_is_refused_until_nat_exists() {
     let d = bridge("ct");
     let err = d
         .swctl(&[
@@ -89,7 +89,11 @@ fn conntrack_actions_are_refused_until_conntrack_exists() {
             "ip actions=ct(commit,zone=5,nat(src=10.0.0.1))",
         ])
         .expect_err("ct");
-    assert!(err.contains("conntrack not available yet"), "{err}");
+    assert!(err.contains("NAT not available yet"), "{err}");
+    // ct without nat is installed.
+    d.swctl(&["add-flow", "br0", "ip actions=ct(commit,zone=5,table=1)"])
+        .expect_ok("ct without nat");
+    d.swctl(&["del-flows", "br0"]).expect_ok("del-flows");
     // ... while ct_state matches are accepted and parsed.
     d.swctl(&["add-flow", "br0", "ip,ct_state=+trk+est actions=drop"])
         .expect_ok("ct_state match");

@@ -522,14 +522,14 @@ pub(crate) fn flow_error(line: usize, e: FlowError) -> ErrorReply {
 fn check_executable(spec: &FlowSpec) -> Result<(), ErrorReply> {
     for a in spec.actions.iter().flatten() {
         match a {
-            Action::Ct(_) => {
+            Action::Ct(ct) if ct.nat.is_some() => {
                 return Err(ErrorReply {
                     kind: ErrorKind::Unsupported,
-                    message: "conntrack not available yet: ct(...) actions are parsed but cannot \
-                              be installed until connection tracking lands"
+                    message: "NAT not available yet: ct(...,nat...) is parsed but cannot be \
+                              installed until conntrack NAT lands (ct without nat works)"
                         .into(),
                     line: None,
-                    token: Some("ct(".into()),
+                    token: Some("nat".into()),
                 })
             }
             Action::Group(g) => {

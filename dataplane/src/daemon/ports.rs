@@ -365,7 +365,11 @@ impl Switch {
     pub fn housekeep_ports(&self, retry: bool) {
         let mut st = self.lock();
         let gone = match &st.datapath {
-            Some(dp) => dp.take_gone_ports(),
+            Some(dp) => {
+                // Conntrack timeouts are whole seconds too: this tick is fine for them.
+                dp.ct_expire();
+                dp.take_gone_ports()
+            }
             None => return,
         };
         for (bridge, ofport, iface) in gone {

@@ -90,6 +90,28 @@ pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply,
         let _ = writeln!(text, "Execution failed: {e} (the frame would be dropped)");
     }
     for (egress, frame) in &outputs {
+        if let Egress::Ct(req) = egress {
+            // The trace does not run conntrack (it must not create or touch connections).
+            let mut line = format!(
+                "Conntrack: ct({}zone={}) on the frame as it is here",
+                if req.commit { "commit," } else { "" },
+                req.zone
+            );
+            if let Some(t) = req.recirc.and_then(crate::xlate::recirc_table) {
+                let _ = write!(
+                    line,
+                    "; recirculate to table {t} (trace that pass with table={t},ct_state=...)"
+                );
+            }
+            let _ = writeln!(text, "{line}");
+            json_outputs.push(serde_json::json!({
+                "egress": "ct",
+                "zone": req.zone,
+                "commit": req.commit,
+                "recirc_table": req.recirc.and_then(crate::xlate::recirc_table),
+            }));
+            continue;
+        }
         let mut k = FlowKey::zero();
         let packet = match extract(frame, &mut k) {
             Ok(_) => format_match(&key_to_match(&k)),
@@ -98,6 +120,7 @@ pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply,
         let target = match egress {
             Egress::Port(p) => format!("port {p}"),
             Egress::Normal => "NORMAL (MAC learning arrives with ports)".to_string(),
+            Egress::Ct(_) => continue,
             Egress::Controller { reason, .. } => {
                 format!(
                     "controller (reason {}; counted, no controller yet)",

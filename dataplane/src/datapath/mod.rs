@@ -88,6 +88,7 @@
 //! callers never observe a gone port as present once it has been reported.
 
 pub mod cache;
+mod ct;
 pub mod fdb;
 pub mod stats;
 #[cfg(test)]
@@ -297,6 +298,9 @@ pub(crate) struct Shared {
     /// were a noticeable share of a worker's own time).
     pub(crate) wall_base_ms: u64,
     pub(crate) idle: IdlePolicy,
+    /// The datapath's connection tracker, shared by every worker (it is sharded inside).
+    /// Its clock is [`Shared::now_ms`].
+    pub(crate) conntrack: conntrack::table::Conntrack,
 }
 
 impl Shared {
@@ -445,6 +449,7 @@ impl Datapath {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             idle: cfg.idle,
+            conntrack: conntrack::table::Conntrack::new(conntrack::config::Config::default()),
         });
         let mut cmds = Vec::new();
         let mut workers = Vec::new();
@@ -470,6 +475,22 @@ impl Datapath {
             aging_secs: cfg.mac_aging_secs,
         };
         (dp, workers)
+    }
+
+    /// The connection tracker of this datapath (`dump-conntrack`, zone settings, ...). Pass
+    /// [`Datapath::ct_now_ms`] as its clock.
+    pub fn conntrack(&self) -> &conntrack::table::Conntrack {
+        &self.shared.conntrack
+    }
+
+    /// The conntrack clock: milliseconds since the datapath started (monotonic).
+    pub fn ct_now_ms(&self) -> u64 {
+        self.shared.now_ms()
+    }
+
+    /// Housekeeping: remove expired connections. Returns how many were removed.
+    pub fn ct_expire(&self) -> usize {
+        self.shared.conntrack.expire(self.shared.now_ms())
     }
 
     /// Number of workers.

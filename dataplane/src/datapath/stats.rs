@@ -24,8 +24,11 @@ pub const CROSS_QUEUE_FULL: usize = BASE_OTHER + 2;
 pub const NORMAL_SAME_PORT: usize = BASE_OTHER + 3;
 /// A frame reached a worker for a queue it no longer owns (port deleted in flight).
 pub const STALE_QUEUE: usize = BASE_OTHER + 4;
+/// Recirculation (`ct(table=..)`) nested deeper than the worker allows, or too many
+/// recirculations pending for one packet.
+pub const RECIRC_TOO_DEEP: usize = BASE_OTHER + 5;
 /// Number of reasons counted by workers.
-pub const N_DROPS: usize = BASE_OTHER + 5;
+pub const N_DROPS: usize = BASE_OTHER + 6;
 
 /// Counters per reason.
 pub type Drops = [u64; N_DROPS];
@@ -67,6 +70,7 @@ pub fn name(i: usize) -> &'static str {
             "cross_queue_full",
             "normal_same_port",
             "stale_queue",
+            "recirc_too_deep",
         ][i - BASE_OTHER]
     }
 }

@@ -1,6 +1,7 @@
 //! One poll-mode worker: its queues, its cache, its loop.
 
 use super::cache::{self, FlowCache, Lookup};
+use super::ct;
 use super::stats::{self, Drops, N_DROPS};
 use super::{
     BridgeTopo, Cmd, CrossFrame, GoneEvent, IdlePolicy, Link, NewQueue, QueueReport, Shared,
@@ -9,9 +10,10 @@ use super::{
 use crate::execute::{execute, Egress, PacketBuf};
 use crate::flowtable::Pipeline;
 use crate::key::FlowKey;
+use crate::key::RECIRC_WORD;
 use crate::packet::{extract, Layout};
 use crate::port::{PortError, PortQueue};
-use crate::xlate::{xlate, XlateCtx, XlateOutput};
+use crate::xlate::{recirc_table, xlate_from, XlateCtx, XlateOutput};
 use arc_swap::ArcSwap;
 use control::flow::field::Field;
 use crossbeam::channel::Receiver;
@@ -22,6 +24,23 @@ use std::time::{Duration, Instant};
 
 /// Capacity reserved in transmit staging buffers (a full-size Ethernet frame with tags).
 const FRAME_CAP: usize = 1536;
+/// Deepest chain of recirculations (`ct(table=..)` in a recirculated pass, ...) for one
+/// packet; deeper ones are dropped and counted (`recirc_too_deep`), so a pipeline that
+/// recirculates in a loop cannot keep a worker busy.
+pub(crate) const MAX_RECIRC_DEPTH: u8 = 8;
+/// Most recirculations pending for one packet (several `ct(table=..)` in one pass); bounded so
+/// the queue never grows (no allocation on the packet path).
+const MAX_RECIRC_PENDING: usize = 16;
+
+/// A recirculation waiting to run: the conntrack fields and recirculation id (words 12..=15
+/// of the key), the table to start in, the depth.
+#[derive(Clone, Copy)]
+struct PendingRecirc {
+    ct_words: [u64; 4],
+    table: u8,
+    depth: u8,
+}
+
 /// Empty iterations before the `Sleep` policy starts sleeping.
 const SPIN_BEFORE_SLEEP: u32 = 16;
 
@@ -148,6 +167,8 @@ pub(crate) struct Worker {
     keys: Vec<FlowKey>,
     layouts: Vec<Option<Layout>>,
     xout: XlateOutput,
+    /// Recirculations of the packet being processed (see [`PendingRecirc`]).
+    recirc: Vec<PendingRecirc>,
     counters: Counters,
     log: LogLimit,
     idle_streak: u32,
@@ -179,6 +200,7 @@ impl Worker {
             keys: vec![FlowKey::zero(); BATCH],
             layouts: vec![None; BATCH],
             xout: XlateOutput::new(),
+            recirc: Vec::with_capacity(MAX_RECIRC_PENDING),
             counters: Counters::default(),
             log: LogLimit::default(),
             clock_mark: None,
@@ -504,6 +526,7 @@ impl Worker {
             keys,
             layouts,
             xout,
+            recirc,
             counters,
             log,
             ..
@@ -536,45 +559,93 @@ impl Worker {
             log,
         };
         for i in 0..n {
-            let Some(layout) = layouts[i] else { continue };
-            let key = &keys[i];
-            let len = bufs[i].len() as u64;
-            let idx = match cache.lookup(view.id, view.epoch, key) {
-                Lookup::Hit(e) => {
-                    counters.hits += 1;
-                    match batch_hits.iter_mut().find(|h| h.0 == e) {
-                        Some(h) => {
-                            h.1 += 1;
-                            h.2 += len;
-                        }
-                        None => batch_hits.push((e, 1, len)),
-                    }
-                    e
-                }
-                Lookup::Miss => {
-                    counters.misses += 1;
-                    // An insert may empty a full cache: settle the batch's hits first.
-                    flush_hits(cache, batch_hits, wall_ms);
-                    let ctx = XlateCtx {
-                        pipeline: &view.pipeline,
-                        ports: &bridge.ports,
-                        now_ms: wall_ms,
-                        packet_len: len,
-                    };
-                    // Translation counts this packet on its rules itself.
-                    xlate(&ctx, key, xout);
-                    cache.insert(view.id, view.epoch, key, xout)
-                }
+            let Some(first_layout) = layouts[i] else {
+                continue;
             };
-            let entry = cache.get(idx);
-            if let Some(r) = entry.drop_reason {
-                emit.drops[stats::xlate(r)] += 1;
-            }
-            let res = execute(&entry.actions, &mut bufs[i], layout, key, &mut |eg, b| {
-                emit.output(eg, b.data())
-            });
-            if let Err(e) = res {
-                emit.drops[stats::exec(e)] += 1;
+            let len = bufs[i].len() as u64;
+            recirc.clear();
+            // Pass 0 is the packet as received; pass k > 0 runs `recirc[k - 1]`, on the frame as
+            // the earlier passes left it (actions before a `ct` apply to the frame first).
+            let mut pass = 0;
+            let mut rkey;
+            loop {
+                let (key, layout, start, depth) = if pass == 0 {
+                    (&keys[i], first_layout, 0, 0)
+                } else {
+                    let Some(&r) = recirc.get(pass - 1) else {
+                        break;
+                    };
+                    // Parse again: earlier passes may have rewritten or re-tagged the frame.
+                    rkey = FlowKey::zero();
+                    rkey.set(Field::InPort, u128::from(in_port));
+                    let Ok(l) = extract(bufs[i].data(), &mut rkey) else {
+                        emit.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
+                        break;
+                    };
+                    rkey.w[12..16].copy_from_slice(&r.ct_words);
+                    (&rkey, l, r.table, r.depth)
+                };
+                pass += 1;
+                let idx = match cache.lookup(view.id, view.epoch, key) {
+                    Lookup::Hit(e) => {
+                        counters.hits += 1;
+                        match batch_hits.iter_mut().find(|h| h.0 == e) {
+                            Some(h) => {
+                                h.1 += 1;
+                                h.2 += len;
+                            }
+                            None => batch_hits.push((e, 1, len)),
+                        }
+                        e
+                    }
+                    Lookup::Miss => {
+                        counters.misses += 1;
+                        // An insert may empty a full cache: settle the batch's hits first.
+                        flush_hits(cache, batch_hits, wall_ms);
+                        let ctx = XlateCtx {
+                            pipeline: &view.pipeline,
+                            ports: &bridge.ports,
+                            now_ms: wall_ms,
+                            packet_len: len,
+                        };
+                        // Translation counts this packet on its rules itself.
+                        xlate_from(&ctx, key, start, xout);
+                        cache.insert(view.id, view.epoch, key, xout)
+                    }
+                };
+                let entry = cache.get(idx);
+                if let Some(r) = entry.drop_reason {
+                    emit.drops[stats::xlate(r)] += 1;
+                }
+                let res = execute(&entry.actions, &mut bufs[i], layout, key, &mut |eg, b| {
+                    let Egress::Ct(req) = eg else {
+                        return emit.output(eg, b.data());
+                    };
+                    let Some((k, _)) =
+                        ct::track(&shared.conntrack, &req, b.data(), in_port, now_ms)
+                    else {
+                        return;
+                    };
+                    let table = recirc_table(k.w[RECIRC_WORD] as u32);
+                    match table {
+                        Some(table)
+                            if depth < MAX_RECIRC_DEPTH && recirc.len() < MAX_RECIRC_PENDING =>
+                        {
+                            let mut ct_words = [0; 4];
+                            ct_words.copy_from_slice(&k.w[12..16]);
+                            recirc.push(PendingRecirc {
+                                ct_words,
+                                table,
+                                depth: depth + 1,
+                            });
+                        }
+                        _ => emit.drops[stats::RECIRC_TOO_DEEP] += 1,
+                    }
+                });
+                if let Err(e) = res {
+                    emit.drops[stats::exec(e)] += 1;
+                    break;
+                }
             }
         }
         flush_hits(cache, batch_hits, wall_ms);
@@ -614,6 +685,8 @@ impl Emit<'_> {
         match eg {
             Egress::Port(p) => self.port_out(p, frame),
             Egress::Normal => self.normal(frame),
+            // Run by the caller before it gets here.
+            Egress::Ct(_) => {}
             Egress::Controller { reason, .. } => {
                 self.drops[stats::CONTROLLER] += 1;
                 // No controller exists yet: say so, at most once a second per worker.

@@ -46,6 +46,49 @@ pub enum Egress {
         /// Controller id.
         id: u16,
     },
+    /// Connection tracking ([`DpAction::Ct`] with its `exec` modifiers gathered): the caller
+    /// runs conntrack on the frame as it is at this point (and recirculates if asked).
+    Ct(CtRequest),
+}
+
+/// A `ct` step as handed to the executor's caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtRequest {
+    /// Zone.
+    pub zone: u16,
+    /// Commit the connection.
+    pub commit: bool,
+    /// Recirculation id, if the tracked copy is to be translated again.
+    pub recirc: Option<u32>,
+    /// `ct_mark` (value, mask) to set on commit.
+    pub mark: Option<(u32, u32)>,
+    /// `ct_label` (value, mask) to set on commit.
+    pub label: Option<(u128, u128)>,
+}
+
+impl CtRequest {
+    /// Gather the `Ct` action at `actions[0]` and the modifiers that follow it.
+    fn gather(zone: u16, commit: bool, recirc: Option<u32>, rest: &[DpAction]) -> Self {
+        let mut r = CtRequest {
+            zone,
+            commit,
+            recirc,
+            mark: None,
+            label: None,
+        };
+        for a in rest {
+            match *a {
+                DpAction::CtSetMark { value, mask } => r.mark = Some((value, mask)),
+                DpAction::CtSetLabel { high, value, mask } => {
+                    let (v, m) = r.label.unwrap_or((0, 0));
+                    let sh = if high { 64 } else { 0 };
+                    r.label = Some((v | (u128::from(value) << sh), m | (u128::from(mask) << sh)));
+                }
+                _ => break,
+            }
+        }
+        r
+    }
 }
 
 /// Why a frame could not be processed (it is dropped; each is a counter).
@@ -168,9 +211,19 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
         l3: opt(layout.l3),
         l4: if later { None } else { opt(layout.l4) },
     };
-    for a in actions {
+    for (i, a) in actions.iter().enumerate() {
         match *a {
             DpAction::Output(p) => out(Egress::Port(p), buf),
+            DpAction::Ct {
+                zone,
+                commit,
+                recirc,
+            } => out(
+                Egress::Ct(CtRequest::gather(zone, commit, recirc, &actions[i + 1..])),
+                buf,
+            ),
+            // Consumed with their `Ct`.
+            DpAction::CtSetMark { .. } | DpAction::CtSetLabel { .. } => {}
             DpAction::Normal => out(Egress::Normal, buf),
             DpAction::Controller {
                 reason,

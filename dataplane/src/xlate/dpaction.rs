@@ -153,6 +153,36 @@ pub enum DpAction {
         /// New target link-layer address.
         tll: Option<Mac>,
     },
+    /// Send the frame (as it is at this point) through connection tracking. The packet itself
+    /// goes on with the next action unchanged; with `recirc`, a copy of its key with the
+    /// conntrack fields set is translated again from the table that recirculation id stands
+    /// for (see [`crate::xlate::recirc_table`]). Any [`DpAction::CtSetMark`] /
+    /// [`DpAction::CtSetLabel`] right after it belong to it (`exec(...)`): kept as separate
+    /// actions so that this enum stays at 24 bytes.
+    Ct {
+        /// Conntrack zone (resolved at translation time).
+        zone: u16,
+        /// Commit the connection (create the entry).
+        commit: bool,
+        /// Recirculation id (`table=`), if any.
+        recirc: Option<u32>,
+    },
+    /// `exec(set_field:V/M->ct_mark)` of the preceding [`DpAction::Ct`] (applied on commit).
+    CtSetMark {
+        /// New bits.
+        value: u32,
+        /// Which bits.
+        mask: u32,
+    },
+    /// Half of `exec(set_field:V/M->ct_label)` of the preceding [`DpAction::Ct`].
+    CtSetLabel {
+        /// The high 64 bits (else the low ones).
+        high: bool,
+        /// New bits.
+        value: u64,
+        /// Which bits.
+        mask: u64,
+    },
 }
 
 struct MacFmt(Mac);
@@ -264,6 +294,27 @@ impl fmt::Display for DpAction {
             DpAction::SetNd { sll, tll } => {
                 set!("nd", "sll" => sll.map(MacFmt), "tll" => tll.map(MacFmt))
             }
+            DpAction::Ct {
+                zone,
+                commit,
+                recirc,
+            } => {
+                f.write_str("ct(")?;
+                if commit {
+                    f.write_str("commit,")?;
+                }
+                write!(f, "zone={zone})")?;
+                if let Some(r) = recirc {
+                    write!(f, ",recirc({r:#x})")?;
+                }
+                Ok(())
+            }
+            DpAction::CtSetMark { value, mask } => write!(f, "ct_mark({value:#x}/{mask:#x})"),
+            DpAction::CtSetLabel { high, value, mask } => write!(
+                f,
+                "ct_label_{}({value:#x}/{mask:#x})",
+                if high { "hi" } else { "lo" }
+            ),
         }
     }
 }

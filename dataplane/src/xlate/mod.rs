@@ -33,8 +33,22 @@
 //!   packet is dropped, [`DropReason::ResubmitLoop`]); total lookups per packet to
 //!   [`MAX_LOOKUPS`] (a rule that resubmits twice at every level is exponential without it);
 //!   emitted actions to [`MAX_DP_ACTIONS`]. `goto_table` must go forward. Actions the
-//!   datapath cannot run yet (`ct`, `group`) drop with [`DropReason::Unsupported`] rather
-//!   than panic, although the daemon rejects them at add time.
+//!   datapath cannot run yet (`group`, `ct(nat)`) drop with [`DropReason::Unsupported`]
+//!   rather than panic, although the daemon rejects them at add time.
+//!
+//! # Conntrack and recirculation
+//!
+//! `ct(...)` commits pending header rewrites (conntrack sees the frame as the key describes
+//! it) and emits [`DpAction::Ct`] with the zone resolved (a register zone is read from the key
+//! and joins the megaflow mask) and the `exec` mark/label writes as modifiers. As in Open
+//! vSwitch the packet itself goes on with the rest of the action list, its conntrack fields
+//! unchanged; with `table=T` the datapath also translates a copy of the key, its `ct_*` fields
+//! set by conntrack and its recirculation id set to [`recirc_id`]`(T)`, from table `T`
+//! ([`xlate_from`]). Recirculation ids stand for a table of the bridge and nothing else, so
+//! registers and `metadata` start at zero in the recirculated pass (Open vSwitch freezes
+//! them; not needed by the pipelines this datapath runs yet). Every translation marks the
+//! recirculation id in the megaflow mask, so entries of different passes never match each
+//! other's keys.
 //!
 //! # Drop semantics
 //!
@@ -70,8 +84,8 @@ pub use dpaction::{ControllerReason, DpAction, DpActions, Mac};
 pub use trace::{FieldChange, Trace, TraceEvent, TraceRule};
 
 use crate::flowtable::{Pipeline, RuleStats};
-use crate::key::{loc, FlowKey};
-use control::flow::ast::{Action, OutputPort, Subfield};
+use crate::key::{loc, FlowKey, RECIRC_WORD};
+use control::flow::ast::{Action, CtAction, CtZoneSrc, OutputPort, Subfield};
 use control::flow::field::{ones, Field, VLAN_PRESENT};
 use serde::Serialize;
 use std::sync::Arc;
@@ -99,6 +113,16 @@ pub const OFPP_ALL: u32 = 0xffff_fffc;
 pub const OFPP_CONTROLLER: u32 = 0xffff_fffd;
 /// OpenFlow `LOCAL` port number.
 pub const OFPP_LOCAL: u32 = 0xffff_fffe;
+
+/// The recirculation id that means "resume in table `table`" (never 0: 0 is the first pass).
+pub fn recirc_id(table: u8) -> u32 {
+    u32::from(table) + 1
+}
+
+/// The table a recirculation id resumes in (`None` for 0, the first pass, and unknown ids).
+pub fn recirc_table(id: u32) -> Option<u8> {
+    id.checked_sub(1).and_then(|t| u8::try_from(t).ok())
+}
 
 /// Why a packet was (or partly was) dropped. Each reason is a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
@@ -239,6 +263,12 @@ pub fn xlate(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) {
     run::<false>(ctx, key, 0, out, &mut trace);
 }
 
+/// [`xlate`] starting at table `start`: the recirculated pass of a `ct(table=start)`.
+pub fn xlate_from(ctx: &XlateCtx<'_>, key: &FlowKey, start: u8, out: &mut XlateOutput) {
+    let mut trace = Trace::default();
+    run::<false>(ctx, key, start, out, &mut trace);
+}
+
 /// [`xlate`] that also records what it did, for `ofproto/trace`. Neither rule nor table
 /// counters are bumped (a trace is not traffic).
 pub fn xlate_trace(ctx: &XlateCtx<'_>, key: &FlowKey, out: &mut XlateOutput) -> Trace {
@@ -273,6 +303,8 @@ fn run<const TRACE: bool>(
     trace: &mut Trace,
 ) {
     out.clear();
+    // Megaflows of different recirculation passes must never match each other's keys.
+    out.wc.w[RECIRC_WORD] |= 0xffff_ffff;
     let mut x = Xlate::<TRACE> {
         ctx,
         key: *key,
@@ -560,9 +592,96 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                     self.key.set(f, 0);
                 }
             }
-            Action::Ct(_) | Action::Group(_) => self.fail(DropReason::Unsupported, depth),
+            Action::Ct(ct) => self.ct(ct, depth),
+            Action::Group(_) => self.fail(DropReason::Unsupported, depth),
             // Handled by the caller.
             Action::GotoTable(_) | Action::Drop | Action::Resubmit { .. } => {}
+        }
+    }
+
+    /// `ct(...)`: see the module documentation.
+    fn ct(&mut self, ct: &CtAction, depth: u32) {
+        if ct.nat.is_some() {
+            return self.fail(DropReason::Unsupported, depth);
+        }
+        let zone = match &ct.zone {
+            None => 0,
+            Some(CtZoneSrc::Value(z)) => *z,
+            Some(CtZoneSrc::Field(sf)) => {
+                if !subfield_ok(sf) || sf.n_bits > 16 {
+                    return self.fail(DropReason::InvalidAction, depth);
+                }
+                mark_subfield(&mut self.out.wc, sf);
+                read_subfield(&self.key, sf) as u16
+            }
+        };
+        let mut mark: Option<(u32, u32)> = None;
+        let mut label: Option<(u128, u128)> = None;
+        for a in &ct.exec {
+            let (field, value, mask) = match a {
+                Action::SetField { field, value, mask } => (*field, value & mask, *mask),
+                Action::Load { value, dst } if subfield_ok(dst) => {
+                    let m = ones(dst.n_bits) << dst.ofs;
+                    (dst.field, (value << dst.ofs) & m, m)
+                }
+                _ => return self.fail(DropReason::InvalidAction, depth),
+            };
+            match field {
+                Field::CtMark => {
+                    let (v, m) = mark.unwrap_or((0, 0));
+                    let (value, mask) = (value as u32, mask as u32);
+                    mark = Some(((v & !mask) | value, m | mask));
+                }
+                Field::CtLabel => {
+                    let (v, m) = label.unwrap_or((0, 0));
+                    label = Some(((v & !mask) | value, m | mask));
+                }
+                _ => return self.fail(DropReason::InvalidAction, depth),
+            }
+        }
+        // Conntrack looks at the frame: it must be what the key says by now.
+        self.commit();
+        let recirc = ct.table.map(recirc_id);
+        self.push(
+            DpAction::Ct {
+                zone,
+                commit: ct.commit || ct.force,
+                recirc,
+            },
+            depth,
+        );
+        if let Some((value, mask)) = mark {
+            self.push(DpAction::CtSetMark { value, mask }, depth);
+        }
+        if let Some((value, mask)) = label {
+            for high in [true, false] {
+                let sh = if high { 64 } else { 0 };
+                let m = (mask >> sh) as u64;
+                if m != 0 {
+                    let value = (value >> sh) as u64;
+                    self.push(
+                        DpAction::CtSetLabel {
+                            high,
+                            value,
+                            mask: m,
+                        },
+                        depth,
+                    );
+                }
+            }
+        }
+        if let Some(t) = ct.table {
+            // The packet lives on in table `t`: not a drop.
+            self.any_output = true;
+            if TRACE {
+                self.note(
+                    depth,
+                    &format!(
+                        "ct(zone={zone}) -> recirculate to table {t} with the conntrack fields set \
+                         (trace that pass with table={t} and ct_state=...)"
+                    ),
+                );
+            }
         }
     }
 

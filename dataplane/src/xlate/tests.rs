@@ -1,6 +1,6 @@
 use super::*;
 use crate::flowtable::Rule;
-use control::flow::ast::{ControllerAction, FlowSpec, Match};
+use control::flow::ast::{ControllerAction, CtAction, CtZoneSrc, FlowSpec, Match};
 
 pub(crate) fn spec(
     table: u8,
@@ -868,4 +868,148 @@ fn trace_indents_resubmits_and_shows_outputs() {
     for e in expect {
         assert!(text.contains(e), "missing {e:?} in\n{text}");
     }
+}
+
+fn ct_action(commit: bool, zone: Option<CtZoneSrc>, table: Option<u8>) -> Action {
+    Action::Ct(CtAction {
+        commit,
+        force: false,
+        zone,
+        table,
+        alg: None,
+        nat: None,
+        exec: Vec::new(),
+    })
+}
+
+#[test]
+fn every_translation_marks_the_recirc_id() {
+    let p = pipeline(&[spec(0, 10, &[], vec![out(2)])]);
+    let o = run(&p, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(o.wc.w[RECIRC_WORD] & 0xffff_ffff, 0xffff_ffff);
+}
+
+#[test]
+fn ct_emits_dp_ct_after_committing_rewrites() {
+    let mut ct = ct_action(true, Some(CtZoneSrc::Value(5)), Some(1));
+    if let Action::Ct(c) = &mut ct {
+        c.exec = vec![
+            Action::SetField {
+                field: Field::CtMark,
+                value: 0x10,
+                mask: 0xf0,
+            },
+            Action::Load {
+                value: 1,
+                dst: sf(Field::CtLabel, 64, 1),
+            },
+        ];
+    }
+    let p = pipeline(&[spec(0, 10, &[], vec![set(Field::IpTtl, 9), ct])]);
+    let o = run(&p, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(
+        o.actions,
+        vec![
+            DpAction::SetIpv4 {
+                src: None,
+                dst: None,
+                tos: None,
+                ttl: Some(9)
+            },
+            DpAction::Ct {
+                zone: 5,
+                commit: true,
+                recirc: Some(recirc_id(1))
+            },
+            DpAction::CtSetMark {
+                value: 0x10,
+                mask: 0xf0
+            },
+            DpAction::CtSetLabel {
+                high: true,
+                value: 1,
+                mask: 1
+            },
+        ]
+    );
+    // Recirculating is not a drop.
+    assert_eq!(o.drop_reason, None);
+    assert_eq!(recirc_table(recirc_id(1)), Some(1));
+    assert_eq!(recirc_table(0), None);
+    assert_eq!(
+        super::DpActions(&o.actions).to_string(),
+        "set(ipv4(ttl=9)),ct(commit,zone=5),recirc(0x2),ct_mark(0x10/0xf0),ct_label_hi(0x1/0x1)"
+    );
+}
+
+#[test]
+fn ct_zone_from_register_joins_the_mask() {
+    let zone = CtZoneSrc::Field(sf(Field::Reg(3), 0, 16));
+    let p = pipeline(&[spec(
+        0,
+        10,
+        &[],
+        vec![ct_action(false, Some(zone), None), out(2)],
+    )]);
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(Field::Reg(3), 0x1_0007);
+    let o = run(&p, &k);
+    assert_eq!(
+        o.actions,
+        vec![
+            DpAction::Ct {
+                zone: 7,
+                commit: false,
+                recirc: None
+            },
+            DpAction::Output(2)
+        ]
+    );
+    assert_eq!(o.wc.get(Field::Reg(3)), 0xffff);
+}
+
+#[test]
+fn ct_nat_and_bad_exec_are_refused() {
+    let mut ct = ct_action(true, None, None);
+    if let Action::Ct(c) = &mut ct {
+        c.exec = vec![set(Field::Reg(0), 1)];
+    }
+    let p = pipeline(&[spec(0, 10, &[], vec![ct, out(2)])]);
+    let o = run(&p, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(o.drop_reason, Some(DropReason::InvalidAction));
+}
+
+#[test]
+fn recirculated_translation_starts_at_its_table() {
+    let p = pipeline(&[
+        spec(
+            0,
+            10,
+            &[],
+            vec![ct_action(false, Some(CtZoneSrc::Value(5)), Some(3))],
+        ),
+        spec(3, 10, &[(Field::CtState, 0x21)], vec![out(2)]),
+        spec(3, 5, &[], vec![out(4)]),
+    ]);
+    let ctx = XlateCtx {
+        pipeline: &p,
+        ports: &[],
+        now_ms: 1,
+        packet_len: 60,
+    };
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(Field::CtState, 0x21);
+    k.set(Field::CtZone, 5);
+    k.w[RECIRC_WORD] |= u64::from(recirc_id(3));
+    let mut o = XlateOutput::new();
+    xlate_from(&ctx, &k, 3, &mut o);
+    assert_eq!(o.actions, vec![DpAction::Output(2)]);
+    assert_eq!(o.wc.w[RECIRC_WORD] & 0xffff_ffff, 0xffff_ffff);
+    assert_ne!(o.wc.get(Field::CtState), 0);
+    // The trace notes the recirculation.
+    let mut o = XlateOutput::new();
+    let t = xlate_trace(&ctx, &tcp_key(1, 1, 2, 3, 4), &mut o);
+    assert!(t.events.iter().any(
+        |e| matches!(e, TraceEvent::Note { text, .. } if text.contains("recirculate to table 3"))
+    ));
 }

@@ -1,0 +1,203 @@
+//! The datapath side of `ct(...)`: describe a frame to conntrack, apply the verdict to a key.
+//!
+//! The executor hands a [`CtRequest`] with the frame as it is at that point of the action list
+//! (rewrites emitted before `ct` already applied). The frame is parsed again here rather than
+//! trusting the packet's original key and layout: earlier actions may have rewritten addresses
+//! or pushed a tag, and conntrack must see what goes on the wire. The key built from it is the
+//! one a recirculated pass starts from.
+
+use crate::execute::CtRequest;
+use crate::key::{FlowKey, RECIRC_WORD};
+use crate::packet::{extract, Layout};
+use conntrack::ct_state;
+use conntrack::packet::{InnerTuple, PacketInfo, TcpInfo};
+use conntrack::table::Conntrack;
+use control::flow::field::Field;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+fn rd16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(d.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn rd32(d: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(d.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn ip4(d: &[u8], at: usize) -> Option<IpAddr> {
+    rd32(d, at).map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+}
+
+fn ip6(d: &[u8], at: usize) -> Option<IpAddr> {
+    let b: [u8; 16] = d.get(at..at + 16)?.try_into().ok()?;
+    Some(IpAddr::V6(Ipv6Addr::from(b)))
+}
+
+/// The TCP fields conntrack checks, from the segment at `l4` ending at `end`.
+fn tcp_info(d: &[u8], key: &FlowKey, l4: usize, end: usize) -> Option<TcpInfo> {
+    let doff = usize::from(*d.get(l4 + 12)? >> 4) * 4;
+    let flags = *d.get(l4 + 13)?;
+    let mut wscale = None;
+    if flags & conntrack::packet::tcp_flags::SYN != 0 {
+        // Options: kind 0 ends, 1 pads, 3 is window scale (len 3).
+        let mut o = l4 + 20;
+        let oend = (l4 + doff).min(d.len());
+        while o < oend {
+            match d[o] {
+                0 => break,
+                1 => o += 1,
+                kind => {
+                    let len = usize::from(*d.get(o + 1)?);
+                    if len < 2 {
+                        break;
+                    }
+                    if kind == 3 && len == 3 {
+                        wscale = d.get(o + 2).copied();
+                    }
+                    o += len;
+                }
+            }
+        }
+    }
+    Some(TcpInfo {
+        sport: key.get(Field::TcpSrc) as u16,
+        dport: key.get(Field::TcpDst) as u16,
+        seq: rd32(d, l4 + 4)?,
+        ack: rd32(d, l4 + 8)?,
+        window: rd16(d, l4 + 14)?,
+        flags,
+        wscale,
+        payload_len: end.checked_sub(l4 + doff)? as u32,
+    })
+}
+
+/// The quoted packet of an ICMP error whose payload starts at `at`.
+fn inner_tuple(d: &[u8], at: usize, v6: bool) -> Option<InnerTuple> {
+    let (src, dst, proto, l4) = if v6 {
+        (ip6(d, at + 8)?, ip6(d, at + 24)?, *d.get(at + 6)?, at + 40)
+    } else {
+        let ihl = usize::from(*d.get(at)? & 0x0f) * 4;
+        (
+            ip4(d, at + 12)?,
+            ip4(d, at + 16)?,
+            *d.get(at + 9)?,
+            at + ihl,
+        )
+    };
+    let (sport, dport) = match proto {
+        6 | 17 | 132 => (rd16(d, l4)?, rd16(d, l4 + 2)?),
+        // Echo: keyed by identifier.
+        1 | 58 => (rd16(d, l4 + 4)?, 0),
+        _ => (0, 0),
+    };
+    Some(InnerTuple {
+        src,
+        dst,
+        proto,
+        sport,
+        dport,
+    })
+}
+
+/// Describe the IP packet `key`/`layout` say `d` is to conntrack. `None`: not trackable (not
+/// IP, a fragment, truncated headers).
+fn packet_info(d: &[u8], key: &FlowKey, layout: &Layout, zone: u16) -> Option<PacketInfo> {
+    let et = key.get(Field::EthType) as u16;
+    if (et != 0x0800 && et != 0x86dd) || layout.l3 == Layout::NONE {
+        return None;
+    }
+    // No reassembly yet: fragments cannot be tracked.
+    if key.get(Field::IpFrag) != 0 || layout.l4 == Layout::NONE {
+        return None;
+    }
+    let v6 = et == 0x86dd;
+    let (l3, l4) = (usize::from(layout.l3), usize::from(layout.l4));
+    let (src, dst, end) = if v6 {
+        let src = IpAddr::V6(Ipv6Addr::from(key.get(Field::Ipv6Src)));
+        let dst = IpAddr::V6(Ipv6Addr::from(key.get(Field::Ipv6Dst)));
+        (src, dst, l3 + 40 + usize::from(rd16(d, l3 + 4)?))
+    } else {
+        let src = IpAddr::V4(Ipv4Addr::from(key.get(Field::Ipv4Src) as u32));
+        let dst = IpAddr::V4(Ipv4Addr::from(key.get(Field::Ipv4Dst) as u32));
+        (src, dst, l3 + usize::from(rd16(d, l3 + 2)?))
+    };
+    if end > d.len() {
+        return None;
+    }
+    let proto = key.get(Field::IpProto) as u8;
+    let mut pkt = match proto {
+        6 => PacketInfo::tcp(zone, src, dst, tcp_info(d, key, l4, end)?),
+        17 => PacketInfo::udp(
+            zone,
+            src,
+            dst,
+            key.get(Field::UdpSrc) as u16,
+            key.get(Field::UdpDst) as u16,
+        ),
+        1 | 58 if (proto == 1) != v6 => {
+            let ty = key.get(Field::IcmpType) as u8;
+            let code = key.get(Field::IcmpCode) as u8;
+            let (echo, error) = if v6 {
+                (matches!(ty, 128 | 129), matches!(ty, 1..=4))
+            } else {
+                (
+                    matches!(ty, 0 | 8 | 13 | 14),
+                    matches!(ty, 3 | 4 | 5 | 11 | 12),
+                )
+            };
+            let id = if echo { rd16(d, l4 + 4)? } else { 0 };
+            let inner = if error {
+                Some(inner_tuple(d, l4 + 8, v6)?)
+            } else {
+                None
+            };
+            PacketInfo::icmp(zone, src, dst, ty, code, id, inner)
+        }
+        _ => PacketInfo::other(zone, src, dst, proto),
+    };
+    pkt.len = (end - l3) as u32;
+    Some(pkt)
+}
+
+/// Run conntrack for `req` on `frame` (received on `in_port`). Returns the key (and layout) of
+/// the recirculated pass if `req` asks for one: the frame's own fields, `in_port`, the
+/// conntrack fields and the recirculation id.
+pub(crate) fn track(
+    ct: &Conntrack,
+    req: &CtRequest,
+    frame: &[u8],
+    in_port: u32,
+    now_ms: u64,
+) -> Option<(FlowKey, Layout)> {
+    let mut key = FlowKey::zero();
+    key.set(Field::InPort, u128::from(in_port));
+    let layout = extract(frame, &mut key).ok();
+    let info = layout.and_then(|l| packet_info(frame, &key, &l, req.zone));
+    let (state, mark, label) = match info {
+        Some(pkt) => {
+            let v = ct.process(&pkt, now_ms, req.commit);
+            let (mut mark, mut label) = (v.mark, v.label);
+            if let (true, Some(id)) = (req.commit, v.entry) {
+                // A stale id only means the entry went away meanwhile: nothing to mark.
+                if let Some((val, m)) = req.mark {
+                    mark = (mark & !m) | (val & m);
+                    let _ = ct.set_mark(id, mark);
+                }
+                if let Some((val, m)) = req.label {
+                    label = (label & !m) | (val & m);
+                    let _ = ct.set_label(id, label);
+                }
+            }
+            (v.state, mark, label)
+        }
+        // Not trackable: what conntrack says of a packet it cannot make sense of.
+        None => (ct_state::TRK | ct_state::INV, 0, 0),
+    };
+    let recirc = req.recirc?;
+    let layout = layout?;
+    key.set(Field::CtState, u128::from(state));
+    key.set(Field::CtZone, u128::from(req.zone));
+    key.set(Field::CtMark, u128::from(mark));
+    key.set(Field::CtLabel, label);
+    key.w[RECIRC_WORD] = (key.w[RECIRC_WORD] & !0xffff_ffff) | u64::from(recirc);
+    Some((key, layout))
+}
