@@ -581,3 +581,148 @@ fn megaflows_keep_apart_the_flows_the_pipeline_tells_apart() {
     assert_eq!(ws[0].cache_misses + ws[0].cache_hits, 25);
     assert!(ws[0].cache_misses <= 4, "{:?}", ws[0]);
 }
+
+/// Flows from `swctl`-style text.
+fn flows(text: &[&str]) -> Vec<FlowSpec> {
+    text.iter()
+        .map(|t| control::flow::parse_flow(t, control::flow::ParseMode::Add).unwrap())
+        .collect()
+}
+
+/// The stateful firewall of the conntrack tests: port 1 is inside, port 2 outside.
+fn firewall() -> Vec<FlowSpec> {
+    flows(&[
+        "table=0,priority=10,ip,ct_state=-trk actions=ct(table=1,zone=5)",
+        "table=0,priority=0 actions=drop",
+        "table=1,priority=10,ip,ct_state=+trk+new,in_port=1 actions=ct(commit,zone=5),output:2",
+        "table=1,priority=10,ct_state=+trk+est,in_port=1 actions=output:2",
+        "table=1,priority=10,ct_state=+trk+est,in_port=2 actions=output:1",
+        "table=1,priority=10,ct_state=+trk+new,in_port=2 actions=drop",
+        "table=1,priority=5 actions=drop",
+    ])
+}
+
+/// A TCP segment between the inside (10.0.0.1:1000) and the outside (10.0.0.2:80).
+fn seg(from_inside: bool, flags: u16, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let (s, d, sp, dp, sm, dm) = if from_inside {
+        ([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80, A, B)
+    } else {
+        ([10, 0, 0, 2], [10, 0, 0, 1], 80, 1000, B, A)
+    };
+    let mut t = crate::execute::testutil::tcp(sp, dp, flags, payload);
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    eth(dm, sm, None, 0x0800, &ipv4(s, d, 6, 64, &t))
+}
+
+/// Packets counted on the rule of `table` whose printed match has every comma-separated item
+/// of `m`.
+fn rule_packets(r: &Rig, table: u8, m: &str) -> u64 {
+    let p = r.pipe.load();
+    let rule = p
+        .table(table)
+        .rules()
+        .find(|rule| {
+            let text = control::flow::format_match(&rule.matches);
+            m.split(',').all(|item| text.split(',').any(|t| t == item))
+        })
+        .unwrap_or_else(|| panic!("no rule {m} in table {table}"));
+    rule.stats
+        .packets
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+const SYN: u16 = 0x02;
+const ACK: u16 = 0x10;
+const PSH: u16 = 0x08;
+
+#[test]
+fn stateful_firewall_lets_inside_out_and_replies_in() {
+    let r = Rig::new(1, 2, 300, &firewall());
+    // A new connection from outside is dropped.
+    r.send(2, &seg(false, SYN, 7000, 0, b""));
+    assert_eq!(r.taken(), vec![0, 0]);
+    // The handshake from inside passes both ways.
+    r.send(1, &seg(true, SYN, 100, 0, b""));
+    assert_eq!(r.taken(), vec![0, 1]);
+    r.send(2, &seg(false, SYN | ACK, 500, 101, b""));
+    assert_eq!(r.taken(), vec![1, 0]);
+    r.send(1, &seg(true, ACK, 101, 501, b""));
+    assert_eq!(r.taken(), vec![0, 1]);
+    r.send(1, &seg(true, ACK | PSH, 101, 501, b"GET /"));
+    assert_eq!(r.taken(), vec![0, 1]);
+    r.send(2, &seg(false, ACK | PSH, 501, 106, b"200 OK"));
+    assert_eq!(r.taken(), vec![1, 0]);
+
+    // Counters per ct_state rule: one +new from each side, two +est each way.
+    assert_eq!(rule_packets(&r, 1, "ct_state=+new+trk,in_port=1"), 1);
+    assert_eq!(rule_packets(&r, 1, "ct_state=+new+trk,in_port=2"), 1);
+    assert_eq!(rule_packets(&r, 1, "ct_state=+est+trk,in_port=1"), 2);
+    assert_eq!(rule_packets(&r, 1, "ct_state=+est+trk,in_port=2"), 2);
+    assert_eq!(rule_packets(&r, 0, "ct_state=-trk"), 6);
+
+    // One connection in zone 5, established both ways.
+    let ct = r.dp.conntrack();
+    let e = ct.entries(Some(5), r.dp.ct_now_ms());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].state, "ESTABLISHED");
+    assert_eq!(e[0].packets, [3, 2]);
+    assert!(ct.entries(Some(0), r.dp.ct_now_ms()).is_empty());
+
+    // After a flush the outside's next segment is a new connection: dropped.
+    assert_eq!(ct.flush(Some(5), None), 1);
+    r.send(2, &seg(false, ACK | PSH, 507, 106, b"more"));
+    assert_eq!(r.taken(), vec![0, 0]);
+    r.dp.shutdown();
+}
+
+#[test]
+fn cache_keeps_new_and_established_of_one_tuple_apart() {
+    // UDP: the same 5-tuple is +new until the reply, +est after.
+    let r = Rig::new(1, 2, 300, &firewall());
+    let req = frame(A, B, 53);
+    let reply = eth(
+        A,
+        B,
+        None,
+        0x0800,
+        &ipv4([10, 0, 0, 2], [10, 0, 0, 1], 17, 64, &udp(80, 53, b"hi")),
+    );
+    // Not committed yet (the +new rule of port 2 drops): the reply is +new, dropped.
+    r.send(2, &reply);
+    assert_eq!(r.taken(), vec![0, 0]);
+    r.send(1, &req);
+    assert_eq!(r.taken(), vec![0, 1]);
+    r.send(1, &req);
+    assert_eq!(r.taken(), vec![0, 1]);
+    // The same reply frame, now +est: the cache must not reuse the +new entry.
+    r.send(2, &reply);
+    assert_eq!(r.taken(), vec![1, 0]);
+    // Again: a cache hit on the +est entry.
+    r.send(2, &reply);
+    assert_eq!(r.taken(), vec![1, 0]);
+    assert_eq!(rule_packets(&r, 1, "ct_state=+new+trk,in_port=2"), 1);
+    assert_eq!(rule_packets(&r, 1, "ct_state=+est+trk,in_port=2"), 2);
+    let hits: u64 = r.dp.worker_stats(false).iter().map(|s| s.cache_hits).sum();
+    assert!(hits > 0);
+    r.dp.shutdown();
+}
+
+#[test]
+fn recirculation_depth_is_bounded() {
+    // Every pass recirculates again (table 1 sends back to table 1 via ct(table=1)).
+    let r = Rig::new(
+        1,
+        2,
+        300,
+        &flows(&[
+            "table=0,ip actions=ct(table=1,zone=1)",
+            "table=1,ip actions=ct(table=1,zone=1),output:2",
+        ]),
+    );
+    r.send(1, &frame(A, B, 9));
+    // Eight recirculated passes each output once, then the ninth is refused and counted.
+    assert_eq!(r.taken(), vec![0, 8]);
+    assert_eq!(r.drop_count("recirc_too_deep"), 1);
+    r.dp.shutdown();
+}
