@@ -125,6 +125,26 @@ pub enum Command {
         /// The packet.
         packet: TracePacket,
     },
+    /// List tracked connections (`conntrack -L`).
+    DumpConntrack {
+        /// Only this zone.
+        zone: Option<u16>,
+    },
+    /// Remove tracked connections.
+    FlushConntrack {
+        /// Only this zone.
+        zone: Option<u16>,
+    },
+    /// Conntrack counters: entries, per-zone counts and limits, invalid packets by reason.
+    ConntrackStats,
+    /// Configure a conntrack zone.
+    SetCtZone {
+        /// Zone.
+        zone: u16,
+        /// `key=value` settings as written: `profile=strict|liberal`, `limit=N`,
+        /// `timeout.NAME=SECONDS` (parsed by the daemon so errors come from one place).
+        settings: Vec<String>,
+    },
 }
 
 /// Port implementation asked for by `add-port --type`.
@@ -240,6 +260,86 @@ pub enum Reply {
         /// One entry per worker.
         workers: Vec<WorkerDump>,
     },
+    /// Tracked connections.
+    Conntrack {
+        /// Entries, ordered by zone then original tuple.
+        entries: Vec<CtEntryDump>,
+    },
+    /// Connections were flushed.
+    ConntrackFlushed {
+        /// How many.
+        count: usize,
+    },
+    /// Conntrack counters.
+    ConntrackStats(CtStatsDump),
+}
+
+/// One direction of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtTupleDump {
+    /// Source address.
+    pub src: String,
+    /// Destination address.
+    pub dst: String,
+    /// Source port (ICMP: identifier).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// One tracked connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtEntryDump {
+    /// The line as `conntrack -L` prints it.
+    pub line: String,
+    /// Zone.
+    pub zone: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// State name (`ESTABLISHED`, ...).
+    pub state: String,
+    /// Seconds before it expires without traffic.
+    pub timeout: u32,
+    /// Original direction.
+    pub original: CtTupleDump,
+    /// Reply direction.
+    pub reply: CtTupleDump,
+    /// `ct_mark`.
+    pub mark: u32,
+    /// `ct_label`, hex.
+    pub label: String,
+    /// Packets (original, reply).
+    pub packets: [u64; 2],
+    /// Bytes (original, reply).
+    pub bytes: [u64; 2],
+    /// Assured (seen both ways, not early-dropped).
+    pub assured: bool,
+}
+
+/// One zone in `conntrack-stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtZoneDump {
+    /// Zone.
+    pub zone: u16,
+    /// Entries in it.
+    pub entries: u32,
+    /// Its limit (0: none but the global one).
+    pub limit: u32,
+    /// `strict` or `liberal`.
+    pub profile: String,
+}
+
+/// `conntrack-stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtStatsDump {
+    /// Entries in all zones.
+    pub entries: usize,
+    /// Zones with entries or their own settings.
+    pub zones: Vec<CtZoneDump>,
+    /// Invalid packets by reason (all reasons, zeros included).
+    pub invalid: std::collections::BTreeMap<String, u64>,
+    /// Events: created, expired, early_drop, flushed, reopened.
+    pub events: std::collections::BTreeMap<String, u64>,
 }
 
 /// A port in `show`.

@@ -84,3 +84,28 @@ fn corrupt_database_stops_the_daemon_and_is_left_untouched() {
     assert!(err.contains("bridge br0: flow 1"), "{err}");
     assert_eq!(std::fs::read_to_string(&db).unwrap(), bad_flow);
 }
+
+#[test]
+fn conntrack_zone_settings_survive_a_restart() {
+    let mut d = Daemon::builder("persist-ct").with_db().start();
+    d.swctl(&["set-ct-zone", "5", "limit=7", "profile=liberal"])
+        .expect_ok("set-ct-zone");
+    d.swctl(&["set-ct-zone", "5", "limit=9", "timeout.tcp_established=60"])
+        .expect_ok("set-ct-zone again");
+    let err = d
+        .swctl(&["set-ct-zone", "6", "limit=many"])
+        .expect_err("bad limit");
+    assert!(err.contains("limit"), "{err}");
+    let err = d
+        .swctl(&["set-ct-zone", "6", "timeout.bogus=1"])
+        .expect_err("bad timeout");
+    assert!(err.contains("bogus"), "{err}");
+    d.kill9();
+    d.restart();
+    let stats = d.swctl(&["conntrack-stats"]).expect_ok("conntrack-stats");
+    assert!(
+        stats.contains("zone     5: 0 entries, limit 9, profile liberal"),
+        "{stats}"
+    );
+    assert!(!stats.contains("zone     6"), "{stats}");
+}

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, WorkerDump, DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, WorkerDump,
+    DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -169,6 +170,35 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// List tracked connections, like `conntrack -L`.
+    DumpConntrack {
+        /// Only this zone.
+        #[arg(long)]
+        zone: Option<u16>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove tracked connections (all, or one zone's).
+    FlushConntrack {
+        /// Only this zone.
+        #[arg(long)]
+        zone: Option<u16>,
+    },
+    /// Conntrack counters: entries, zones, invalid packets by reason.
+    ConntrackStats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configure a conntrack zone (kept in the configuration database).
+    SetCtZone {
+        /// Zone number.
+        zone: u16,
+        /// Settings: profile=strict|liberal, limit=N (0: none), timeout.NAME=SECONDS
+        /// (tcp_established, udp_replied, icmp, ...).
+        settings: Vec<String>,
     },
 }
 
@@ -359,6 +389,37 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::DumpConntrack { zone, json } => {
+            if let Reply::Conntrack { entries } = call(Command::DumpConntrack { zone })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&entries)?);
+                } else {
+                    for e in entries {
+                        println!("{}", e.line);
+                    }
+                }
+            }
+        }
+        Cmd::FlushConntrack { zone } => {
+            if let Reply::ConntrackFlushed { count } = call(Command::FlushConntrack { zone })? {
+                println!(
+                    "flushed {count} connection{}",
+                    if count == 1 { "" } else { "s" }
+                );
+            }
+        }
+        Cmd::ConntrackStats { json } => {
+            if let Reply::ConntrackStats(st) = call(Command::ConntrackStats)? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&st)?);
+                } else {
+                    print!("{}", render_ct_stats(&st));
+                }
+            }
+        }
+        Cmd::SetCtZone { zone, settings } => {
+            call(Command::SetCtZone { zone, settings })?;
+        }
     }
     Ok(())
 }
@@ -423,6 +484,37 @@ fn render_show(info: &ShowInfo) -> String {
             let _ = writeln!(s, "    dropped {reason}: {n}");
         }
     }
+    s
+}
+
+fn render_ct_stats(st: &CtStatsDump) -> String {
+    use std::fmt::Write;
+    let mut s = format!("entries: {}\n", st.entries);
+    for z in &st.zones {
+        let limit = if z.limit == 0 {
+            "none".to_string()
+        } else {
+            z.limit.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "  zone {:>5}: {} entries, limit {limit}, profile {}",
+            z.zone, z.entries, z.profile
+        );
+    }
+    let invalid: Vec<String> = st
+        .invalid
+        .iter()
+        .filter(|(_, &n)| n != 0)
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    let total: u64 = st.invalid.values().sum();
+    let _ = writeln!(s, "invalid: {total}");
+    if !invalid.is_empty() {
+        let _ = writeln!(s, "  {}", invalid.join(", "));
+    }
+    let events: Vec<String> = st.events.iter().map(|(r, n)| format!("{r}={n}")).collect();
+    let _ = writeln!(s, "events: {}", events.join(", "));
     s
 }
 

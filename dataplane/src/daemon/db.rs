@@ -28,6 +28,18 @@ pub struct Config {
     pub format: u32,
     /// Bridges, sorted by name.
     pub bridges: Vec<BridgeConfig>,
+    /// Conntrack zone settings (`set-ct-zone`), by zone; absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ct_zones: Vec<CtZoneConfig>,
+}
+
+/// Settings of one conntrack zone, as `set-ct-zone` took them (`limit=10`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtZoneConfig {
+    /// Zone.
+    pub zone: u16,
+    /// `key=value` items, applied in order.
+    pub settings: Vec<String>,
 }
 
 /// One bridge.
@@ -162,6 +174,10 @@ mod tests {
                     kind: "auto".into(),
                 }],
                 flows: vec!["table=20, priority=5,ip actions=output:1".into()],
+            }],
+            ct_zones: vec![CtZoneConfig {
+                zone: 5,
+                settings: vec!["limit=10".into(), "profile=liberal".into()],
             }],
         }
     }

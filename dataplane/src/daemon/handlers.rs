@@ -48,6 +48,9 @@ pub(super) struct State {
     pub(super) ports: BTreeMap<String, BTreeMap<u32, PortEntry>>,
     /// The workers; `None` once shut down.
     pub(super) datapath: Option<Datapath>,
+    /// Conntrack zones configured with `set-ct-zone`: the settings in force and the
+    /// `key=value` items as written (what the database keeps).
+    pub(super) ct_zones: BTreeMap<u16, (conntrack::config::ZoneConfig, Vec<String>)>,
 }
 
 /// Why the saved configuration could not be restored at start.
@@ -80,6 +83,7 @@ impl Switch {
                 bridges: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 datapath: Some(Datapath::start(dp_config.clone())),
+                ct_zones: BTreeMap::new(),
             }),
             db: db.map(Path::to_path_buf),
             dp_config,
@@ -101,6 +105,14 @@ impl Switch {
         let mut n_ports = 0;
         {
             let mut st = switch.lock();
+            for z in &config.ct_zones {
+                st.apply_ct_zone(z.zone, &z.settings)
+                    .map_err(|e| RestoreError::Content {
+                        path: db.to_path_buf(),
+                        bridge: "(none)".into(),
+                        message: format!("conntrack zone {}: {e}", z.zone),
+                    })?;
+            }
             for bc in &config.bridges {
                 validate_bridge_name(&bc.name).map_err(|e| content(&bc.name, e.message))?;
                 let br = Bridge::new(&bc.name);
@@ -197,6 +209,14 @@ impl Switch {
                     }
                 })
                 .collect(),
+            ct_zones: st
+                .ct_zones
+                .iter()
+                .map(|(&zone, (_, settings))| db::CtZoneConfig {
+                    zone,
+                    settings: settings.clone(),
+                })
+                .collect(),
         };
         db::save(path, &config).map_err(|e| {
             tracing::error!("{e}");
@@ -253,6 +273,10 @@ impl Switch {
             Command::DumpPorts { bridge, port } => self.dump_ports(&bridge, port.as_deref()),
             Command::FdbShow { bridge } => self.fdb_show(&bridge),
             Command::PmdStats { clear } => self.pmd_stats(clear),
+            Command::DumpConntrack { zone } => self.dump_conntrack(zone),
+            Command::FlushConntrack { zone } => self.flush_conntrack(zone),
+            Command::ConntrackStats => self.conntrack_stats(),
+            Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
             Command::Trace { bridge, packet } => {
                 let br = self
                     .bridge(&bridge)

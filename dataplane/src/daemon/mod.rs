@@ -8,6 +8,7 @@
 //! packet sees either the old or the new table set, never a mix.
 
 pub mod bridge;
+mod conntrack;
 pub mod db;
 pub mod handlers;
 pub mod ports;

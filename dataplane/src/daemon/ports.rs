@@ -69,7 +69,7 @@ impl State {
     }
 
     /// The running datapath.
-    fn datapath(&self) -> Result<&crate::datapath::Datapath, ErrorReply> {
+    pub(super) fn datapath(&self) -> Result<&crate::datapath::Datapath, ErrorReply> {
         self.datapath
             .as_ref()
             .ok_or_else(|| port_error(ErrorKind::Internal, "datapath is shut down".into()))
