@@ -93,6 +93,27 @@ fn conntrack_nat_is_refused_until_nat_exists() {
     // ct without nat is installed.
     d.swctl(&["add-flow", "br0", "ip actions=ct(commit,zone=5,table=1)"])
         .expect_ok("ct without nat");
+    // The trace shows the conntrack step and where the tracked packet resumes.
+    let t = d
+        .swctl(&["trace", "br0", "in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=22"])
+        .expect_ok("trace");
+    assert!(t.contains("recirculate to table 1"), "{t}");
+    assert!(t.contains("ct(commit,zone=5)"), "{t}");
+    // ... and that pass can be traced by giving the conntrack fields it would have.
+    d.swctl(&[
+        "add-flow",
+        "br0",
+        "table=1,ct_state=+trk+est actions=output:2",
+    ])
+    .expect_ok("table 1");
+    let t = d
+        .swctl(&[
+            "trace",
+            "br0",
+            "table=1,ct_state=+trk+est,in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=22",
+        ])
+        .expect_ok("trace table 1");
+    assert!(t.contains("Output to port 2"), "{t}");
     d.swctl(&["del-flows", "br0"]).expect_ok("del-flows");
     // ... while ct_state matches are accepted and parsed.
     d.swctl(&["add-flow", "br0", "ip,ct_state=+trk+est actions=drop"])

@@ -80,6 +80,22 @@
 //! queue reports `tx_pending`. (`poll(2)` on the queues' `rx_fd` would wake sooner, but needs
 //! `unsafe` FFI, which this module does not have; the port module could offer a safe wrapper.)
 //!
+//! # Conntrack and recirculation
+//!
+//! One [`conntrack::table::Conntrack`] per datapath, created with it and shared by every
+//! worker (it is sharded inside); the daemon's housekeeping expires entries
+//! ([`Datapath::ct_expire`]). The generic executor does not know conntrack: it hands each
+//! `ct` to the worker as `Egress::Ct`, and the worker (`ct.rs`) describes the frame *as it is
+//! at that point* to conntrack (rewrites emitted before the `ct` are already applied), applies
+//! the `exec` mark/label on commit, and, for `ct(table=T)`, queues a recirculation: the
+//! packet's key with `ct_state/zone/mark/label` and the recirculation id set. After the pass
+//! that queued it has run to its end (its later outputs included), the recirculated pass
+//! parses the same frame buffer again, restores those fields, and goes through the same
+//! cache + translation path ([`crate::xlate::xlate_from`] from table `T`). Its cache entries
+//! are its own: translation puts the recirculation id in every megaflow mask. Chains are
+//! bounded (depth 8, 16 pending per packet); beyond, the recirculation is dropped and counted
+//! (`recirc_too_deep`).
+//!
 //! # Gone ports
 //!
 //! A queue whose `poll` reports `PortError::Gone` is dropped by its worker at once and reported

@@ -13,6 +13,10 @@
 //! checks every access: a frame shorter than the layout claims is reported as
 //! [`ExecError::Truncated`] (a drop), never a panic.
 //!
+//! `Ct` is not executed here: the executor gathers it with its `exec` modifiers into an
+//! [`Egress::Ct`] for the caller (the datapath worker owns the connection tracker), then goes
+//! on with the next action.
+//!
 //! `PushVlan` needs 4 bytes in front of the frame: [`PacketBuf`] keeps headroom so the MAC
 //! addresses move 4 bytes forward instead of the whole frame moving back.
 
@@ -67,7 +71,7 @@ pub struct CtRequest {
 }
 
 impl CtRequest {
-    /// Gather the `Ct` action at `actions[0]` and the modifiers that follow it.
+    /// A `Ct` action with the `exec` modifiers that follow it (`rest`: the actions after it).
     fn gather(zone: u16, commit: bool, recirc: Option<u32>, rest: &[DpAction]) -> Self {
         let mut r = CtRequest {
             zone,
