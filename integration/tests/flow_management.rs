@@ -90,6 +90,10 @@ fn conntrack_nat_is_refused_until_nat_exists() {
         ])
         .expect_err("ct");
     assert!(err.contains("NAT not available yet"), "{err}");
+    let err = d
+        .swctl(&["add-flow", "br0", "tcp actions=ct(commit,alg=ftp)"])
+        .expect_err("alg");
+    assert!(err.contains("not supported"), "{err}");
     // ct without nat is installed.
     d.swctl(&["add-flow", "br0", "ip actions=ct(commit,zone=5,table=1)"])
         .expect_ok("ct without nat");

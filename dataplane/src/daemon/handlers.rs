@@ -556,6 +556,18 @@ fn check_executable(spec: &FlowSpec) -> Result<(), ErrorReply> {
                     token: Some("nat".into()),
                 })
             }
+            Action::Ct(ct) if ct.alg.is_some() || ct.force => {
+                let what = if ct.force { "force" } else { "alg=" };
+                return Err(ErrorReply {
+                    kind: ErrorKind::Unsupported,
+                    message: format!(
+                        "ct({what}...) is not supported yet (no ALG helpers, no forced \
+                         commit); use ct(commit,...)"
+                    ),
+                    line: None,
+                    token: Some(what.trim_end_matches('=').into()),
+                });
+            }
             Action::Group(g) => {
                 return Err(ErrorReply {
                     kind: ErrorKind::Unsupported,

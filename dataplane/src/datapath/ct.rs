@@ -201,3 +201,142 @@ pub(crate) fn track(
     key.w[RECIRC_WORD] = (key.w[RECIRC_WORD] & !0xffff_ffff) | u64::from(recirc);
     Some((key, layout))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::testutil::{arp, eth, icmp, ipv4, tcp, udp};
+    use conntrack::packet::L4;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn info(frame: &[u8]) -> Option<PacketInfo> {
+        let mut key = FlowKey::zero();
+        let layout = extract(frame, &mut key).ok()?;
+        packet_info(frame, &key, &layout, 5)
+    }
+
+    #[test]
+    fn tcp_syn_fields_and_window_scale() {
+        // SYN with options: MSS (4 bytes), NOP, window scale 7; data offset 8 words.
+        let mut t = tcp(
+            1000,
+            80,
+            0x02,
+            &[2, 4, 5, 0xb4, 1, 3, 3, 7, 0, 0, 0, 0, b'x'],
+        );
+        t[12] = 8 << 4;
+        t[4..8].copy_from_slice(&77u32.to_be_bytes());
+        let f = eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, 64, &t),
+        );
+        let p = info(&f).expect("tracked");
+        assert_eq!(p.zone, 5);
+        let L4::Tcp(t) = p.l4 else { panic!("{p:?}") };
+        assert_eq!((t.sport, t.dport, t.seq, t.flags), (1000, 80, 77, 0x02));
+        assert_eq!(t.wscale, Some(7));
+        assert_eq!(t.payload_len, 1);
+        assert_eq!(p.len, 20 + 32 + 1);
+    }
+
+    #[test]
+    fn icmp_echo_and_error_with_inner_tuple() {
+        let echo = eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 1, 64, &icmp(8, 0, b"")),
+        );
+        let p = info(&echo).expect("tracked");
+        assert!(
+            matches!(
+                p.l4,
+                L4::Icmp {
+                    icmp_type: 8,
+                    id: 0x1234,
+                    inner: None,
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+        // Port unreachable quoting a UDP datagram 10.0.0.1:53 -> 10.0.0.2:9.
+        let quoted = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 64, &udp(53, 9, b"q"));
+        let err = eth(
+            A,
+            B,
+            None,
+            0x0800,
+            &ipv4([10, 0, 0, 2], [10, 0, 0, 1], 1, 64, &icmp(3, 3, &quoted)),
+        );
+        let p = info(&err).expect("tracked");
+        let L4::Icmp { inner: Some(i), .. } = p.l4 else {
+            panic!("{p:?}")
+        };
+        assert_eq!((i.proto, i.sport, i.dport), (17, 53, 9));
+        assert_eq!(i.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn untrackable_frames_are_invalid_and_recirculate_as_such() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        let arp = eth(
+            B,
+            A,
+            None,
+            0x0806,
+            &arp(1, A, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
+        );
+        let req = CtRequest {
+            zone: 3,
+            commit: true,
+            recirc: Some(crate::xlate::recirc_id(2)),
+            mark: Some((1, 1)),
+            label: None,
+        };
+        let (k, _) = track(&ct, &req, &arp, 4, 0).expect("recirculates");
+        assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::INV);
+        assert_eq!(k.get(Field::CtZone), 3);
+        assert_eq!(k.get(Field::InPort), 4);
+        assert_eq!(k.w[RECIRC_WORD] & 0xffff_ffff, 3);
+        assert!(ct.is_empty());
+    }
+
+    #[test]
+    fn commit_applies_exec_mark_and_label() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        let f = eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, 64, &udp(1, 2, b"")),
+        );
+        let req = CtRequest {
+            zone: 1,
+            commit: true,
+            recirc: Some(crate::xlate::recirc_id(1)),
+            mark: Some((0xab, 0xff)),
+            label: Some((1 << 100, 1 << 100)),
+        };
+        let (k, _) = track(&ct, &req, &f, 1, 0).expect("recirculates");
+        assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::NEW);
+        assert_eq!(k.get(Field::CtMark), 0xab);
+        assert_eq!(k.get(Field::CtLabel), 1 << 100);
+        let e = ct.entries(Some(1), 0);
+        assert_eq!((e.len(), e[0].mark, e[0].label), (1, 0xab, 1 << 100));
+        // Without recirculation nothing comes back, but the packet is tracked.
+        let req = CtRequest {
+            recirc: None,
+            ..req
+        };
+        assert!(track(&ct, &req, &f, 1, 1).is_none());
+        assert_eq!(ct.entries(Some(1), 1)[0].packets[0], 2);
+    }
+}
