@@ -319,4 +319,65 @@ mod tests {
         }
         assert!(matches!(c.lookup(1, 1, &key(3, 299)), Lookup::Hit(_)));
     }
+
+    /// Translate `k` through the stateful firewall's table 1 (`xlate_from`) and cache it.
+    fn xlate_insert(
+        c: &mut FlowCache,
+        p: &crate::flowtable::Pipeline,
+        k: &FlowKey,
+        start: u8,
+    ) -> usize {
+        let ctx = crate::xlate::XlateCtx {
+            pipeline: p,
+            ports: &[1, 2],
+            now_ms: 0,
+            packet_len: 60,
+        };
+        let mut out = XlateOutput::new();
+        crate::xlate::xlate_from(&ctx, k, start, &mut out);
+        c.insert(1, 1, k, &out)
+    }
+
+    #[test]
+    fn new_and_established_of_one_tuple_and_passes_stay_apart() {
+        use conntrack::ct_state::{EST, NEW, RPL, TRK};
+        let flows = [
+            "table=0,ip actions=ct(table=1,zone=5)",
+            "table=1,ip,ct_state=+trk+new,in_port=2 actions=drop",
+            "table=1,ct_state=+trk+est,in_port=2 actions=output:1",
+        ];
+        let mut e = crate::flowtable::Pipeline::default().edit();
+        for f in flows {
+            let spec = control::flow::parse_flow(f, control::flow::ParseMode::Add).unwrap();
+            e.insert(crate::flowtable::Rule::from_spec(&spec, 0));
+        }
+        let p = e.finish();
+        let mut c = FlowCache::new(DEFAULT_ENTRIES);
+        let mut first = key(7, 53);
+        first.set(Field::InPort, 2);
+        // Pass 0: ct + recirculation.
+        let i0 = xlate_insert(&mut c, &p, &first, 0);
+        assert!(matches!(c.get(i0).actions[0], DpAction::Ct { zone: 5, .. }));
+        let recirc = |state: u32| {
+            let mut k = first;
+            k.set(Field::CtState, u128::from(state));
+            k.set(Field::CtZone, 5);
+            k.w[crate::key::RECIRC_WORD] |= u64::from(crate::xlate::recirc_id(1));
+            k
+        };
+        // The recirculated +new key must not hit the first-pass entry.
+        let new = recirc(TRK | NEW);
+        assert!(matches!(c.lookup(1, 1, &new), Lookup::Miss));
+        let i_new = xlate_insert(&mut c, &p, &new, 1);
+        assert!(c.get(i_new).actions.is_empty());
+        // The same 5-tuple +est: its own entry, other actions.
+        let est = recirc(TRK | EST | RPL);
+        assert!(matches!(c.lookup(1, 1, &est), Lookup::Miss));
+        let i_est = xlate_insert(&mut c, &p, &est, 1);
+        assert_eq!(c.get(i_est).actions, vec![DpAction::Output(1)]);
+        // Each key now finds its own entry.
+        assert!(matches!(c.lookup(1, 1, &first), Lookup::Hit(i) if i == i0));
+        assert!(matches!(c.lookup(1, 1, &new), Lookup::Hit(i) if i == i_new));
+        assert!(matches!(c.lookup(1, 1, &est), Lookup::Hit(i) if i == i_est));
+    }
 }
