@@ -83,6 +83,7 @@ pub mod config;
 pub mod expiry;
 pub mod icmp;
 pub mod limits;
+pub mod nat;
 pub mod packet;
 pub mod stats;
 pub mod table;
@@ -91,6 +92,7 @@ pub mod tuple;
 pub mod udp;
 
 pub use config::{Config, Profile, Timeouts, ZoneConfig};
+pub use nat::{NatKind, NatRequest, NatVerdict, Rewrite};
 pub use packet::{tcp_flags, InnerTuple, PacketInfo, TcpInfo, L4};
 pub use stats::InvalidReason;
 pub use table::{entry_nominal_size, Conntrack, EntryId, EntryInfo, MemoryReport, Verdict};
@@ -113,9 +115,9 @@ pub mod ct_state {
     pub const INV: u32 = 0x10;
     /// Went through conntrack.
     pub const TRK: u32 = 0x20;
-    /// Source-NATed (set by NAT, later).
+    /// Source-NATed (the packet of a source-NATed connection, translated by `ct(nat)`).
     pub const SNAT: u32 = 0x40;
-    /// Destination-NATed (set by NAT, later).
+    /// Destination-NATed (likewise).
     pub const DNAT: u32 = 0x80;
 }
 
