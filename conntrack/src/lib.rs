@@ -130,4 +130,6 @@ pub enum Error {
 }
 
 #[cfg(test)]
+mod nat_tests;
+#[cfg(test)]
 mod tests;
