@@ -271,6 +271,9 @@ struct Shard {
     /// Remote records to delete once this shard's lock is released: `(tuple, slot, gen)` of
     /// removed entries (cleaned by [`Conntrack::unlock`]).
     orphans: Vec<(Tuple, u32, u32)>,
+    /// Live NATed entries of this shard (while 0 and `remote` is empty, no reply key here can
+    /// differ from the reverse of an original key, and a new connection skips one lookup).
+    nat_live: usize,
 }
 
 fn link(slot: u32, dir: Dir) -> u32 {
@@ -299,6 +302,7 @@ impl Shard {
             cursor: 0,
             remote: FxHashMap::default(),
             orphans: Vec::new(),
+            nat_live: 0,
         }
     }
 
@@ -382,6 +386,9 @@ impl Shard {
             gen,
         });
         self.live += 1;
+        if self.slab[slot as usize].flags & (F_SNAT | F_DNAT) != 0 {
+            self.nat_live += 1;
+        }
         (slot, gen)
     }
 
@@ -395,6 +402,9 @@ impl Shard {
             self.index_remove(slot, Dir::Reply);
         }
         let e = &mut self.slab[slot as usize];
+        if e.flags & (F_SNAT | F_DNAT) != 0 {
+            self.nat_live -= 1;
+        }
         e.flags = 0;
         e.gen = e.gen.wrapping_add(1);
         let zone = e.tuples[0].zone;
@@ -847,7 +857,8 @@ impl Conntrack {
         // Expired entries free their places before we reserve ours.
         self.release_all(&expired);
         let nat_kind = nat.and_then(|n| n.kind);
-        if nat_kind.is_none() && shard.in_use(&tuple.reverse()) {
+        let nat_here = shard.nat_live > 0 || !shard.remote.is_empty();
+        if nat_kind.is_none() && nat_here && shard.in_use(&tuple.reverse()) {
             // Our reply key is the reply (or reservation) of a NATed connection: storing a
             // second connection with it would make replies ambiguous.
             self.unlock(si, shard);
