@@ -450,6 +450,60 @@ fn concurrent_creation_of_one_connection_stores_one_entry() {
     }
 }
 
+#[test]
+fn concurrent_creations_replies_and_removals_keep_the_index_consistent() {
+    let ct = Arc::new(Conntrack::new(Config {
+        global_limit: 500,
+        shards: 8,
+        ..Config::default()
+    }));
+    let nat_ip = ip("203.0.113.1");
+    let server = ip("198.51.100.1");
+    let handles: Vec<_> = (0..4u8)
+        .map(|t| {
+            let ct = Arc::clone(&ct);
+            std::thread::spawn(move || {
+                let req = NatRequest::snat(nat_ip).with_ports(2000, 2299);
+                let client = IpAddr::from([10, 0, 0, t]);
+                for i in 0..3000u32 {
+                    let port = 1000 + (i % 400) as u16;
+                    let now = u64::from(i / 100) * 10 * S;
+                    let p = PacketInfo::udp(0, client, server, port, 53);
+                    let v = ct.process_nat(&p, now, true, Some(&req));
+                    if let Some(out) = v.rewrite.and_then(|r| r.src) {
+                        let r = PacketInfo::udp(0, server, nat_ip, 53, out.1.unwrap_or(port));
+                        let v = ct.process_nat(&r, now, true, Some(&NatRequest::bare()));
+                        // Other threads (with later clocks) may have expired it and given
+                        // the port to another client in between; never to this thread's
+                        // other connections (it has none in flight).
+                        if let Some(back) = v.rewrite.and_then(|r| r.dst) {
+                            if back.0 == client {
+                                assert_eq!(back, (client, Some(port)));
+                            }
+                        }
+                    }
+                    match i % 7 {
+                        0 => {
+                            ct.flush(None, Some(p.tuple()));
+                        }
+                        3 => {
+                            ct.expire(now);
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    keys_unique(&ct);
+    ct.flush(None, None);
+    ct.check_invariants();
+    assert!(ct.is_empty());
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Pkt {

@@ -811,6 +811,7 @@ impl Conntrack {
                             };
                             shard.reschedule_if_earlier(slot);
                             self.unlock(si, shard);
+                            self.release_all(&expired);
                             return Step::Done(v, rewrite);
                         }
                     }
@@ -1332,7 +1333,7 @@ impl Conntrack {
             total += live;
             nremote += s.remote.len();
         }
-        assert_eq!(total, self.len());
+        assert_eq!(total, self.len(), "live entries vs counted");
         // Every remote reply record points at its live entry, and no other exists (no
         // leaked reservation or stale record once the table is quiet).
         assert_eq!(nremote, remotes.len(), "remote records");
