@@ -260,7 +260,14 @@ impl Candidates {
         let addrs = self.addr_count.min(u128::from(MAX_ATTEMPTS)) as u64;
         (0..addrs)
             .flat_map(move |ai| {
-                let a = self.addr_base + (self.addr_start + u128::from(ai)) % self.addr_count;
+                // `(start + ai) % count` without overflow (ranges may span all of IPv6).
+                let (ai, left) = (u128::from(ai), self.addr_count - self.addr_start);
+                let off = if ai < left {
+                    self.addr_start + ai
+                } else {
+                    ai - left
+                };
+                let a = self.addr_base + off;
                 let addr = u128_addr(self.v6, a);
                 self.port_ranges[..self.n_port_ranges].iter().flat_map(
                     move |&(min, count, start)| {
@@ -351,6 +358,34 @@ mod tests {
         assert!(v.iter().all(|r| r.sport == 53 && r.dport == 5555));
         let v6 = NatRequest::snat("2001:db8::1".parse().unwrap());
         assert!(Candidates::new(&t(), &v6, NatKind::Src, 0, 0).is_err());
+    }
+
+    #[test]
+    fn whole_address_space_ranges_do_not_overflow() {
+        let mut t6 = t();
+        t6.src = "fd00::1".parse().unwrap();
+        t6.dst = "fd00::2".parse().unwrap();
+        let req = NatRequest {
+            kind: Some(NatKind::Src),
+            addrs: Some((
+                "::".parse().unwrap(),
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            )),
+            ..NatRequest::default()
+        };
+        for seed in 0..50 {
+            let c = Candidates::new(&t6, &req, NatKind::Src, seed, 0).unwrap();
+            assert!(c.iter().take(3).all(|r| r.dst.is_ipv6()));
+        }
+        let v4 = NatRequest {
+            addrs: Some((
+                "0.0.0.0".parse().unwrap(),
+                "255.255.255.255".parse().unwrap(),
+            )),
+            ..req
+        };
+        let c = Candidates::new(&t(), &v4, NatKind::Src, u64::MAX, 0).unwrap();
+        assert_eq!(c.iter().take(1000).count(), 1000);
     }
 
     #[test]

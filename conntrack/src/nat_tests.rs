@@ -356,6 +356,19 @@ fn icmp_error_quoting_a_snat_connection_gets_outer_and_inner_rewrites() {
         v.inner_rewrite.unwrap().dst,
         Some((nat_ip, Some(out.sport)))
     );
+    // An error from a router on the client's side about the client's own (untranslated)
+    // segment: related, going back to the client, nothing to translate.
+    let own = InnerTuple {
+        src: ip("10.0.0.2"),
+        dst: server,
+        proto: proto::TCP,
+        sport: 40000,
+        dport: 443,
+    };
+    let err = PacketInfo::icmp(0, ip("10.0.0.254"), ip("10.0.0.2"), 3, 4, 0, Some(own));
+    let v = ct.process_nat(&err, S, false, Some(&NatRequest::bare()));
+    assert_eq!(v.verdict.state, TRK | REL | RPL);
+    assert_eq!((v.rewrite, v.inner_rewrite), (None, None));
     assert_eq!(ct.len(), 2, "errors create nothing");
 }
 

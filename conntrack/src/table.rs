@@ -1030,25 +1030,34 @@ impl Conntrack {
         if pkt.dst != inner.src || inner.src.is_ipv4() != pkt.src.is_ipv4() {
             return plain(self.invalid(InvalidReason::IcmpMismatch));
         }
-        let t = inner.tuple(pkt.zone).reverse();
-        let (si, shard, slot, dir) = match self.locate(&t, |_| ()) {
-            Located::Found(si, g, slot, dir) if g.slab[slot as usize].deadline() > now => {
-                (si, g, slot, dir)
+        let quoted = inner.tuple(pkt.zone);
+        // Usually the error's own key (the quoted packet reversed) is indexed: the error
+        // entered from the side its direction's packets enter, and may cross the NAT. An error
+        // about a NATed connection's packet that never crossed the NAT (a router on the
+        // client's side quoting the client's untranslated packet) is found by the quoted key
+        // itself; it goes back the way it came and is not translated.
+        let mut crossed = true;
+        let mut found = None;
+        for t in [quoted.reverse(), quoted] {
+            match self.locate(&t, |_| ()) {
+                Located::Found(si, g, slot, dir) if g.slab[slot as usize].deadline() > now => {
+                    let dir = if crossed { dir } else { dir.flip() };
+                    found = Some((si, g, slot, dir));
+                    break;
+                }
+                Located::Found(si, g, ..) => self.unlock(si, g),
+                Located::Absent(g) | Located::Pending(g) => drop(g),
             }
-            Located::Found(si, g, ..) => {
-                self.unlock(si, g);
-                return plain(self.invalid(InvalidReason::IcmpNoConnection));
-            }
-            Located::Absent(g) | Located::Pending(g) => {
-                drop(g);
-                return plain(self.invalid(InvalidReason::IcmpNoConnection));
-            }
+            crossed = false;
+        }
+        let Some((si, shard, slot, dir)) = found else {
+            return plain(self.invalid(InvalidReason::IcmpNoConnection));
         };
         let e = &shard.slab[slot as usize];
         let rpl = if dir == Dir::Reply { ct_state::RPL } else { 0 };
         let mut state = ct_state::TRK | ct_state::REL | rpl;
         let (mut rewrite, mut inner_rewrite) = (None, None);
-        if nat && e.flags & (F_SNAT | F_DNAT) != 0 {
+        if nat && crossed && e.flags & (F_SNAT | F_DNAT) != 0 {
             state |= e.nat_bits();
             // Outer header: the addresses of this direction's translation, whoever sent the
             // error (as Linux and Open vSwitch do: an error from a router behind a DNAT
