@@ -566,7 +566,11 @@ impl Conntrack {
 
     /// Release shard `si`'s lock, then delete the remote reply records of the NATed entries
     /// removed under it, one shard lock at a time (never two held).
+    #[inline]
     fn unlock(&self, si: usize, mut g: MutexGuard<'_, Shard>) {
+        if g.orphans.is_empty() {
+            return; // the common case: nothing removed, or no NAT
+        }
         let orphans = std::mem::take(&mut g.orphans);
         drop(g);
         for (t, slot, gen) in orphans {
@@ -590,6 +594,7 @@ impl Conntrack {
     /// shard (the first lock is released before the second is taken). A remote record whose
     /// entry is gone is stale (its removal's cleanup has not run yet) and is deleted here.
     /// `first` runs once on the key's own shard, under the lookup's lock (housekeeping).
+    #[inline]
     fn locate(&self, t: &Tuple, mut first: impl FnMut(&mut Shard)) -> Located<'_> {
         let home = self.shard_of(t);
         let mut once = true;
