@@ -72,7 +72,9 @@
 //! each port (or ICMP query id) of the range from a keyed-hash start (`random`: a random
 //! start), probing linearly. Without a port range the port is kept if free; on a collision
 //! SNAT moves to the ephemeral range 1024–65535 (ICMP ids: 0–65535) as Open vSwitch does,
-//! while DNAT keeps the service port and only tries other addresses. Without an address
+//! while DNAT keeps the service port and tries the other addresses, then (TCP/UDP) moves the
+//! *source* port of its first choice into 1024–65535, like Linux's implicit source remap
+//! (two clients behind one address and port reaching one backend). Without an address
 //! range the address is kept. A candidate is taken when its reply key is used by no
 //! connection of the zone in either direction, nor reserved. With no free candidate (or
 //! after 2^17 tries, a bound on the locks one packet may take) the packet is `+inv`
@@ -127,10 +129,8 @@
 //! injection into translated connections needs the port); `random` draws a fresh start per
 //! connection. Exhaustion is refused and counted, never bypassed. A NATed connection's keys
 //! cannot be taken over by a crafted packet (`reply_in_use`). A range of the wrong address
-//! family, or with min > max, is `+inv` `malformed`. Not done: DNAT collisions do not fall
-//! back to changing the source port (two clients with one address and port reaching one
-//! backend through two public addresses: the second is refused), no NAT of protocols other
-//! than by address for non-TCP/UDP/ICMP, no FTP/SIP helpers.
+//! family, or with min > max, is `+inv` `malformed`. Not done: protocols other than
+//! TCP/UDP/ICMP are translated by address only (no GRE/SCTP keys), no FTP/SIP helpers.
 //!
 //! # Memory
 //!

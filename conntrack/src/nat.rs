@@ -176,6 +176,8 @@ pub(crate) struct Candidates {
     /// Port (or ICMP id) ranges tried in order: `(min, count, start offset)`.
     port_ranges: [(u16, u32, u32); 2],
     n_port_ranges: usize,
+    /// DNAT of TCP/UDP: start offset of the source-port fallback in 1024-65535.
+    src_fallback: Option<u32>,
 }
 
 impl Candidates {
@@ -251,12 +253,33 @@ impl Candidates {
             addr_start,
             port_ranges,
             n_port_ranges: n,
+            // DNAT fallback (as Linux's implicit source remap): two clients that share an
+            // address and port (or one client reaching one backend through two public
+            // addresses) collide on the backend side; the second gets another source port.
+            src_fallback: (kind == NatKind::Dst && has_ports(orig.proto))
+                .then_some((mix(port_key ^ 0x2545_f491) % 64512) as u32),
         })
     }
 
     /// All candidate reply tuples in order (bounded by [`MAX_ATTEMPTS`]): for each address
-    /// from the hashed start, each port range, each port from its start (linear probing).
+    /// from the hashed start, each port range, each port from its start (linear probing);
+    /// then, for DNAT of TCP/UDP, the first choice with each source port of 1024-65535.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Tuple> + '_ {
+        let first = self.primary().next();
+        let fallback = self
+            .src_fallback
+            .zip(first)
+            .into_iter()
+            .flat_map(|(start, r)| {
+                (0..64512u32).map(move |k| Tuple {
+                    dport: (1024 + (start + k) % 64512) as u16,
+                    ..r
+                })
+            });
+        self.primary().chain(fallback).take(MAX_ATTEMPTS as usize)
+    }
+
+    fn primary(&self) -> impl Iterator<Item = Tuple> + '_ {
         let addrs = self.addr_count.min(u128::from(MAX_ATTEMPTS)) as u64;
         (0..addrs)
             .flat_map(move |ai| {
@@ -276,7 +299,6 @@ impl Candidates {
                     },
                 )
             })
-            .take(MAX_ATTEMPTS as usize)
             .map(|(addr, port)| self.reply_for(addr, port))
     }
 
@@ -349,13 +371,14 @@ mod tests {
     }
 
     #[test]
-    fn dnat_without_ports_has_one_candidate_per_address() {
+    fn dnat_without_ports_tries_addresses_then_source_ports() {
         let mut req = NatRequest::dnat("10.1.0.1".parse().unwrap(), None);
         req.addrs = Some(("10.1.0.1".parse().unwrap(), "10.1.0.4".parse().unwrap()));
         let c = Candidates::new(&t(), &req, NatKind::Dst, 1, 2).unwrap();
-        let v: Vec<Tuple> = c.iter().collect();
-        assert_eq!(v.len(), 4);
+        let v: Vec<Tuple> = c.iter().take(4).collect();
         assert!(v.iter().all(|r| r.sport == 53 && r.dport == 5555));
+        // Then the source-port fallback.
+        assert_eq!(c.iter().count(), 4 + 64512);
         let v6 = NatRequest::snat("2001:db8::1".parse().unwrap());
         assert!(Candidates::new(&t(), &v6, NatKind::Src, 0, 0).is_err());
     }
@@ -386,6 +409,19 @@ mod tests {
         };
         let c = Candidates::new(&t(), &v4, NatKind::Src, u64::MAX, 0).unwrap();
         assert_eq!(c.iter().take(1000).count(), 1000);
+    }
+
+    #[test]
+    fn dnat_falls_back_to_source_ports() {
+        let req = NatRequest::dnat("10.1.0.1".parse().unwrap(), Some(80));
+        let c = Candidates::new(&t(), &req, NatKind::Dst, 1, 2).unwrap();
+        let v: Vec<Tuple> = c.iter().take(3).collect();
+        assert_eq!(
+            (v[0].src, v[0].sport, v[0].dport),
+            (req.addrs.unwrap().0, 80, 5555)
+        );
+        assert!(v[1..].iter().all(|r| r.sport == 80 && r.dport >= 1024));
+        assert_eq!(c.iter().count(), 1 + 64512);
     }
 
     #[test]

@@ -227,6 +227,31 @@ fn dnat_port_forward_both_ways() {
 }
 
 #[test]
+fn dnat_collision_moves_the_source_port() {
+    let ct = Conntrack::default();
+    let (client, backend) = (ip("198.51.100.7"), ip("10.0.0.5"));
+    let req = NatRequest::dnat(backend, Some(80));
+    // One client, one port, two public addresses forwarded to the same backend.
+    let a = syn(client, 33333, ip("203.0.113.1"), 80);
+    let b = syn(client, 33333, ip("203.0.113.2"), 80);
+    let ra = ct.process_nat(&a, 0, true, Some(&req)).rewrite.unwrap();
+    assert_eq!((ra.src, ra.dst), (None, Some((backend, None))));
+    let rb = ct.process_nat(&b, 0, true, Some(&req)).rewrite.unwrap();
+    let (sa, sp) = rb.src.unwrap();
+    assert_eq!(sa, client);
+    let sp = sp.unwrap();
+    assert_ne!(sp, 33333);
+    assert_eq!(rb.dst, Some((backend, None)));
+    // The backend's answers to each port go back through the right public address.
+    let reply = tcp(backend, 80, client, sp, SYN | ACK, 5000, 1001);
+    let v = ct.process_nat(&reply, 0, true, Some(&NatRequest::bare()));
+    let r = v.rewrite.unwrap();
+    assert_eq!(r.src, Some((ip("203.0.113.2"), None)));
+    assert_eq!(r.dst, Some((client, Some(33333))));
+    keys_unique(&ct);
+}
+
+#[test]
 fn floating_ip_one_to_one_both_ways() {
     let ct = Conntrack::default();
     let (floating, fixed, peer) = (ip("203.0.113.10"), ip("10.0.0.10"), ip("198.51.100.2"));
