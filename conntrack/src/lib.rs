@@ -36,11 +36,8 @@
 //! packet path reads it under the lock it already holds. Locks are never held across calls
 //! out of the crate.
 //!
-//! NAT (next) gives a reply key that is not the reverse of the original, so the reply's index
-//! record may belong to another shard. The plan: the record in that shard points to
-//! `(shard, slot, generation)` of the entry; a lookup that hits such a record releases the
-//! first lock before taking the owner's and re-checks the generation. The one-lock-at-a-time
-//! rule stays.
+//! NAT gives a reply key that is not the reverse of the original, so the reply's index
+//! record may belong to another shard; see [NAT](#nat) for how the rule survives.
 //!
 //! # Expiry
 //!
@@ -50,6 +47,90 @@
 //! handles all due records (for the housekeeping thread), and a lookup that meets an entry
 //! past its deadline treats it as gone. Time is passed in by the caller (`now_ms`), so tests
 //! use a fake clock.
+//!
+//! # NAT
+//!
+//! [`Conntrack::process_nat`] takes the `ct(nat...)` request ([`NatRequest`], a mirror of
+//! the flow language's `NatSpec`; the datapath converts) and returns, with the verdict, the
+//! [`Rewrite`] the datapath applies to this packet.
+//!
+//! **The binding is the reply key.** A NATed connection stores its original key as the
+//! packet arrived and, as reply key, the reverse of the *translated* original: under SNAT of
+//! `c:p -> s:80` to `n:q` the reply key is `s:80 -> n:q`, which is what the server's answers
+//! carry on the wire, so they find the connection by the ordinary lookup. A packet's rewrite
+//! is always "from my direction's key to the reverse of the other direction's key": the
+//! translation for original packets, the reverse translation for replies; no separate NAT
+//! record exists. `+snat`/`+dnat` (flags of the entry) are reported, with the rewrite, when
+//! the caller asked for NAT (any request, bare `nat` included): a packet tracked by `ct()`
+//! without `nat` is not translated. A binding is made only when the connection is created
+//! (with `commit`); later requests, whatever their ranges, apply the existing binding, as in
+//! Open vSwitch and Linux. [`EntryInfo`] shows both keys as stored and `snat`/`dnat`.
+//!
+//! **Allocation.** [`nat`] lists candidate translations in order: each address of the range
+//! from a start chosen by a keyed hash of the original key (or of the client address alone
+//! with `persistent`, so a client keeps one address across connections); for each address,
+//! each port (or ICMP query id) of the range from a keyed-hash start (`random`: a random
+//! start), probing linearly. Without a port range the port is kept if free; on a collision
+//! SNAT moves to the ephemeral range 1024–65535 (ICMP ids: 0–65535) as Open vSwitch does,
+//! while DNAT keeps the service port and tries the other addresses, then (TCP/UDP) moves the
+//! *source* port of its first choice into 1024–65535, like Linux's implicit source remap
+//! (two clients behind one address and port reaching one backend). Without an address
+//! range the address is kept. A candidate is taken when its reply key is used by no
+//! connection of the zone in either direction, nor reserved. With no free candidate (or
+//! after 2^17 tries, a bound on the locks one packet may take) the packet is `+inv`
+//! `nat_exhausted`, counted, nothing is stored and no rewrite is given: the caller drops it,
+//! it is never forwarded untranslated. [`Conntrack::nat_exhausted_log`] gives the
+//! housekeeping thread a rate-limited (10 s) count for the log.
+//!
+//! **Locks.** The entry and its original record live in the original key's shard (`H`); the
+//! reply key's shard `R` may differ. Then `R` holds a *remote record*
+//! `reply key → (H, slot, generation)`. Every key is indexed in its own shard, so "is this
+//! key in use" is one lookup under one lock. The creation protocol never holds two locks:
+//! 1. under `H`: the original key is unknown; the entry count is reserved;
+//! 2. for each candidate, under its `R` only: if the key is free, insert a *pending* remote
+//!    record (`slot = PENDING`, a creation token) — the reservation that makes the choice
+//!    exclusive;
+//! 3. under `H` again: if the original key appeared meanwhile (the same connection created
+//!    by another packet), undo the reservation and start over (the retry finds the
+//!    connection); else insert the entry (if `R == H` the pending record becomes an
+//!    ordinary index record);
+//! 4. under `R`: point the record at the entry; then under `H`: if the entry was already
+//!    removed (its removal could not find the record while pending), delete the record.
+//!
+//! A lookup that hits a remote record releases `R` before taking `H` and re-checks
+//! generation and key (the entry may be gone: the stale record is then deleted). A packet
+//! whose key is a pending reservation is `+inv` `reply_in_use` (it cannot be a reply: the
+//! original has not left yet), and so is the commit of a connection whose reply key is a NAT
+//! binding's reply key (a packet that imitates a translated original): storing it would make
+//! two connections share a key. Removing a NATed entry (expiry, early drop, flush, reopen)
+//! queues its remote record; the record is deleted after `H`'s lock is released. Until then
+//! it is stale: lookups ignore it and allocation treats its key as in use (harmless).
+//! `check_invariants` verifies that every remote record points at its live entry and no
+//! other exists once the table is quiet. Packets that race with removals in another shard
+//! retry (at most 4 times, then `reply_in_use`). Cost: one remote record (~56 bytes) per
+//! NATed connection whose reply lands in another shard (63 of 64 with 64 shards), and two
+//! to four extra lock round trips per NAT creation, none per packet of an existing one
+//! except the remote hop for replies.
+//!
+//! **ICMP errors.** An error's key is the reverse of the packet it quotes, as seen on the
+//! error's side, so an error about a translated packet finds its connection like a reply
+//! does. For a NATed connection the verdict carries `rewrite` for the *outer* header
+//! (addresses only, this direction's translation applied whoever sent the error — a
+//! router's error behind a DNAT appears to come from the public address, as in Linux and
+//! Open vSwitch) and `inner_rewrite` for the quoted header (addresses, ports, ICMP id: the
+//! other direction's translation). Checksums the datapath must update: the outer IP header
+//! checksum (IPv4); the ICMP checksum, computed over the modified ICMP message including the
+//! quoted bytes (ICMPv6: plus the pseudo-header with the new outer addresses); the quoted
+//! IPv4 header's checksum. The quoted L4 checksum is **not** updated: the quote is often
+//! truncated, receivers do not verify it, and Linux and Open vSwitch leave it alone.
+//!
+//! **Security notes.** Port and address starts are keyed by a per-table random secret, so
+//! an outside observer cannot predict the next translated port from earlier ones (blind
+//! injection into translated connections needs the port); `random` draws a fresh start per
+//! connection. Exhaustion is refused and counted, never bypassed. A NATed connection's keys
+//! cannot be taken over by a crafted packet (`reply_in_use`). A range of the wrong address
+//! family, or with min > max, is `+inv` `malformed`. Not done: protocols other than
+//! TCP/UDP/ICMP are translated by address only (no GRE/SCTP keys), no FTP/SIP helpers.
 //!
 //! # Memory
 //!
@@ -73,9 +154,10 @@
 //!
 //! # Modules
 //!
-//! [`tuple`](mod@tuple) keys, [`packet`] the caller's description of a packet, [`table`] shards and
-//! `process`, [`tcp`]/[`udp`]/[`icmp`] the protocols, [`expiry`] timers, [`limits`] entry
-//! limits, [`stats`] counters, [`config`] zones and timeouts.
+//! [`tuple`](mod@tuple) keys, [`packet`] the caller's description of a packet, [`table`]
+//! shards and `process`, [`nat`] requests, rewrites and candidate translations,
+//! [`tcp`]/[`udp`]/[`icmp`] the protocols, [`expiry`] timers, [`limits`] entry limits,
+//! [`stats`] counters, [`config`] zones and timeouts.
 
 #![warn(missing_docs)]
 
@@ -83,6 +165,7 @@ pub mod config;
 pub mod expiry;
 pub mod icmp;
 pub mod limits;
+pub mod nat;
 pub mod packet;
 pub mod stats;
 pub mod table;
@@ -91,6 +174,7 @@ pub mod tuple;
 pub mod udp;
 
 pub use config::{Config, Profile, Timeouts, ZoneConfig};
+pub use nat::{NatKind, NatRequest, NatVerdict, Rewrite};
 pub use packet::{tcp_flags, InnerTuple, PacketInfo, TcpInfo, L4};
 pub use stats::InvalidReason;
 pub use table::{entry_nominal_size, Conntrack, EntryId, EntryInfo, MemoryReport, Verdict};
@@ -113,9 +197,9 @@ pub mod ct_state {
     pub const INV: u32 = 0x10;
     /// Went through conntrack.
     pub const TRK: u32 = 0x20;
-    /// Source-NATed (set by NAT, later).
+    /// Source-NATed (the packet of a source-NATed connection, translated by `ct(nat)`).
     pub const SNAT: u32 = 0x40;
-    /// Destination-NATed (set by NAT, later).
+    /// Destination-NATed (likewise).
     pub const DNAT: u32 = 0x80;
 }
 
@@ -127,5 +211,7 @@ pub enum Error {
     StaleEntry,
 }
 
+#[cfg(test)]
+mod nat_tests;
 #[cfg(test)]
 mod tests;

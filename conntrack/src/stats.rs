@@ -32,13 +32,19 @@ pub enum InvalidReason {
     IcmpUnsupported,
     /// ICMP query/response in the wrong direction (a request answered by a request).
     IcmpWrongDirection,
-    /// Source and destination of different IP families, or an L4 that does not match `proto`.
+    /// Source and destination of different IP families, or an L4 that does not match `proto`
+    /// (also: a NAT range of the other family, or with min > max).
     Malformed,
+    /// No free translation in the NAT request's ranges: the new connection is refused.
+    NatExhausted,
+    /// The packet's key, or the reply key a new connection would store, is the reply key of
+    /// a NATed connection (or reserved by one being created).
+    ReplyInUse,
 }
 
 impl InvalidReason {
     /// All reasons, in counter order.
-    pub const ALL: [InvalidReason; 12] = [
+    pub const ALL: [InvalidReason; 14] = [
         InvalidReason::OutOfWindow,
         InvalidReason::BadFlags,
         InvalidReason::InvalidTransition,
@@ -51,6 +57,8 @@ impl InvalidReason {
         InvalidReason::IcmpUnsupported,
         InvalidReason::IcmpWrongDirection,
         InvalidReason::Malformed,
+        InvalidReason::NatExhausted,
+        InvalidReason::ReplyInUse,
     ];
 
     /// Stable name for counters and logs.
@@ -68,6 +76,8 @@ impl InvalidReason {
             InvalidReason::IcmpUnsupported => "icmp_unsupported",
             InvalidReason::IcmpWrongDirection => "icmp_wrong_direction",
             InvalidReason::Malformed => "malformed",
+            InvalidReason::NatExhausted => "nat_exhausted",
+            InvalidReason::ReplyInUse => "reply_in_use",
         }
     }
 }
@@ -80,15 +90,23 @@ pub(crate) enum Event {
     EarlyDrop,
     Flushed,
     Reopened,
+    NatExhausted,
 }
 
-const EVENT_NAMES: [&str; 5] = ["created", "expired", "early_drop", "flushed", "reopened"];
+const EVENT_NAMES: [&str; 6] = [
+    "created",
+    "expired",
+    "early_drop",
+    "flushed",
+    "reopened",
+    "nat_exhausted",
+];
 
 /// The table's counters.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    invalid: [AtomicU64; 12],
-    events: [AtomicU64; 5],
+    invalid: [AtomicU64; 14],
+    events: [AtomicU64; 6],
 }
 
 impl Stats {
@@ -98,6 +116,10 @@ impl Stats {
 
     pub(crate) fn event(&self, e: Event, n: u64) {
         self.events[e as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn event_count(&self, e: Event) -> u64 {
+        self.events[e as usize].load(Ordering::Relaxed)
     }
 
     pub(crate) fn invalid_counters(&self) -> Vec<(&'static str, u64)> {

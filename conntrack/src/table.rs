@@ -1,6 +1,6 @@
 //! The connection table: shards, entries, the two index records per entry, `process`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
@@ -10,6 +10,7 @@ use crate::config::{Config, Profile, ZoneConfig};
 use crate::expiry::{ExpiryQueue, Timer};
 use crate::icmp::{self, IcmpKind};
 use crate::limits::{Full, Limits};
+use crate::nat::{self, Candidates, NatKind, NatRequest, NatVerdict, Rewrite};
 use crate::packet::{PacketInfo, L4};
 use crate::stats::{Event, InvalidReason, Stats};
 use crate::tcp::{self, Outcome, TcpConn};
@@ -26,6 +27,28 @@ const EXPIRE_PER_PACKET: usize = 4;
 
 const F_LIVE: u8 = 0x01;
 const F_SEEN_REPLY: u8 = 0x02;
+/// Source-NATed connection.
+const F_SNAT: u8 = 0x04;
+/// Destination-NATed connection.
+const F_DNAT: u8 = 0x08;
+/// The reply tuple's index record is a [`RemoteRef`] in another shard.
+const F_REMOTE: u8 = 0x10;
+/// `RemoteRef::slot` of a reply tuple reserved by a connection being created.
+const PENDING: u32 = u32::MAX;
+/// Attempts of one packet when it races with removals or creations in other shards.
+const MAX_RETRIES: usize = 4;
+/// Minimum seconds between two `nat_exhausted` log reports.
+const NAT_LOG_INTERVAL: u64 = 10;
+
+/// Index record of a NATed connection's reply tuple kept in the tuple's own shard when the
+/// entry lives in another one. `slot == PENDING`: reserved by a creation in progress (`gen`
+/// is then the creation's token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RemoteRef {
+    shard: u32,
+    slot: u32,
+    gen: u32,
+}
 
 /// Protocol-specific state of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +129,30 @@ impl Entry {
     fn label(&self) -> u128 {
         (u128::from(self.label[0]) << 64) | u128::from(self.label[1])
     }
+
+    /// `+snat`/`+dnat` bits of a NATed connection.
+    fn nat_bits(&self) -> u32 {
+        let mut b = 0;
+        if self.flags & F_SNAT != 0 {
+            b |= ct_state::SNAT;
+        }
+        if self.flags & F_DNAT != 0 {
+            b |= ct_state::DNAT;
+        }
+        b
+    }
+
+    /// Rewrite of a packet in direction `dir`: from its wire key to the key the other side
+    /// expects (the reverse of the other direction's key). `None` without a binding.
+    fn rewrite(&self, dir: Dir) -> Option<Rewrite> {
+        if self.flags & (F_SNAT | F_DNAT) == 0 {
+            return None;
+        }
+        Rewrite::between(
+            &self.tuples[dir.idx()],
+            &self.tuples[dir.flip().idx()].reverse(),
+        )
+    }
 }
 
 /// Handle of an entry: stays valid until the entry is removed (the generation changes then).
@@ -178,6 +225,10 @@ pub struct EntryInfo {
     pub age: u32,
     /// Handle, for `set_mark`/`set_label`.
     pub id: EntryId,
+    /// Source-NATed: the reply tuple's destination is the translated source.
+    pub snat: bool,
+    /// Destination-NATed: the reply tuple's source is the translated destination.
+    pub dnat: bool,
 }
 
 /// Memory used by the table.
@@ -215,6 +266,14 @@ struct Shard {
     live: usize,
     /// Where the next early-drop scan of this shard starts.
     cursor: usize,
+    /// Reply tuples of NATed connections living in other shards (see the crate docs).
+    remote: FxHashMap<Tuple, RemoteRef>,
+    /// Remote records to delete once this shard's lock is released: `(tuple, slot, gen)` of
+    /// removed entries (cleaned by [`Conntrack::unlock`]).
+    orphans: Vec<(Tuple, u32, u32)>,
+    /// Live NATed entries of this shard (while 0 and `remote` is empty, no reply key here can
+    /// differ from the reverse of an original key, and a new connection skips one lookup).
+    nat_live: usize,
 }
 
 fn link(slot: u32, dir: Dir) -> u32 {
@@ -241,6 +300,9 @@ impl Shard {
             default_zone,
             live: 0,
             cursor: 0,
+            remote: FxHashMap::default(),
+            orphans: Vec::new(),
+            nat_live: 0,
         }
     }
 
@@ -309,9 +371,10 @@ impl Shard {
             }
         };
         self.index_insert(slot, Dir::Original);
-        // A tuple that is its own reverse (same address and port both ways) gets one record.
+        // A tuple that is its own reverse (same address and port both ways) gets one record;
+        // a reply living in another shard has a remote record there instead.
         let en = &self.slab[slot as usize];
-        if en.tuples[0] != en.tuples[1] {
+        if en.tuples[0] != en.tuples[1] && en.flags & F_REMOTE == 0 {
             self.index_insert(slot, Dir::Reply);
         }
         let en = &self.slab[slot as usize];
@@ -323,6 +386,9 @@ impl Shard {
             gen,
         });
         self.live += 1;
+        if self.slab[slot as usize].flags & (F_SNAT | F_DNAT) != 0 {
+            self.nat_live += 1;
+        }
         (slot, gen)
     }
 
@@ -330,10 +396,15 @@ impl Shard {
     fn remove(&mut self, slot: u32) -> u16 {
         self.index_remove(slot, Dir::Original);
         let e = &self.slab[slot as usize];
-        if e.tuples[0] != e.tuples[1] {
+        if e.flags & F_REMOTE != 0 {
+            self.orphans.push((e.tuples[1], slot, e.gen));
+        } else if e.tuples[0] != e.tuples[1] {
             self.index_remove(slot, Dir::Reply);
         }
         let e = &mut self.slab[slot as usize];
+        if e.flags & (F_SNAT | F_DNAT) != 0 {
+            self.nat_live -= 1;
+        }
         e.flags = 0;
         e.gen = e.gen.wrapping_add(1);
         let zone = e.tuples[0].zone;
@@ -394,8 +465,15 @@ impl Shard {
         }
     }
 
+    /// Whether a packet keyed `t` would belong to some connection (either direction, also
+    /// a reservation in progress or an entry past its deadline): a NAT must not produce it.
+    fn in_use(&self, t: &Tuple) -> bool {
+        self.find(t).is_some() || self.remote.contains_key(t)
+    }
+
     fn allocated(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<Entry>()
+        self.remote.capacity() * (std::mem::size_of::<(Tuple, RemoteRef)>() + 1)
+            + self.slab.capacity() * std::mem::size_of::<Entry>()
             + self.index.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
             + self.free.capacity() * 4
             + self.timers.capacity_bytes()
@@ -404,9 +482,33 @@ impl Shard {
 
 /// Outcome of one attempt at processing a packet.
 enum Step {
-    Done(Verdict),
+    Done(Verdict, Option<Rewrite>),
     /// A new connection to commit hit a limit; try an early drop and come back.
     Full(Full),
+    /// A race with another shard's update (a removal, a concurrent creation): start over.
+    Retry,
+    /// A new connection with a NAT request, its entry count reserved: allocate the binding.
+    CreateNat {
+        proto_state: ProtoState,
+        cfg: ZoneConfig,
+        kind: NatKind,
+    },
+}
+
+impl Step {
+    fn done(v: Verdict) -> Step {
+        Step::Done(v, None)
+    }
+}
+
+/// Where a key was found.
+enum Located<'a> {
+    /// In shard `si`, entry `slot`, as direction `dir`; the guard is that shard's.
+    Found(usize, MutexGuard<'a, Shard>, u32, Dir),
+    /// Nowhere; the guard is the key's own shard's.
+    Absent(MutexGuard<'a, Shard>),
+    /// Reserved as the reply of a NAT binding being created (guard of the key's shard).
+    Pending(MutexGuard<'a, Shard>),
 }
 
 /// A connection-tracking table (all zones).
@@ -418,6 +520,13 @@ pub struct Conntrack {
     stats: Stats,
     /// Where the next early-drop search starts (spreads evictions over shards).
     drop_cursor: AtomicUsize,
+    /// Secret key of NAT's hash-based port and address choice (unpredictable translations).
+    seed: u64,
+    /// Counter for NAT creation tokens and `random` port starts.
+    nat_counter: AtomicU64,
+    /// `nat_exhausted` events already reported by [`Conntrack::nat_exhausted_log`], and when.
+    nat_logged: AtomicU64,
+    nat_logged_at: AtomicU64,
 }
 
 fn secs(now_ms: u64) -> u32 {
@@ -442,6 +551,10 @@ impl Conntrack {
             limits: Limits::new(cfg.global_limit),
             stats: Stats::default(),
             drop_cursor: AtomicUsize::new(0),
+            seed: nat::random_seed(),
+            nat_counter: AtomicU64::new(0),
+            nat_logged: AtomicU64::new(0),
+            nat_logged_at: AtomicU64::new(0),
         }
     }
 
@@ -451,8 +564,69 @@ impl Conntrack {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Release shard `si`'s lock, then delete the remote reply records of the NATed entries
+    /// removed under it, one shard lock at a time (never two held).
+    #[inline]
+    fn unlock(&self, si: usize, mut g: MutexGuard<'_, Shard>) {
+        if g.orphans.is_empty() {
+            return; // the common case: nothing removed, or no NAT
+        }
+        let orphans = std::mem::take(&mut g.orphans);
+        drop(g);
+        for (t, slot, gen) in orphans {
+            let me = RemoteRef {
+                shard: si as u32,
+                slot,
+                gen,
+            };
+            let mut s = self.lock(self.shard_of(&t));
+            if s.remote.get(&t) == Some(&me) {
+                s.remote.remove(&t);
+            }
+        }
+    }
+
     fn shard_of(&self, t: &Tuple) -> usize {
         (t.symmetric_hash() as usize) & self.mask
+    }
+
+    /// Find the connection a key belongs to, following a remote reply record to the entry's
+    /// shard (the first lock is released before the second is taken). A remote record whose
+    /// entry is gone is stale (its removal's cleanup has not run yet) and is deleted here.
+    /// `first` runs once on the key's own shard, under the lookup's lock (housekeeping).
+    #[inline]
+    fn locate(&self, t: &Tuple, mut first: impl FnMut(&mut Shard)) -> Located<'_> {
+        let home = self.shard_of(t);
+        let mut once = true;
+        loop {
+            let mut g = self.lock(home);
+            if once {
+                first(&mut g);
+                once = false;
+            }
+            if let Some((slot, dir)) = g.find(t) {
+                return Located::Found(home, g, slot, dir);
+            }
+            let Some(r) = g.remote.get(t).copied() else {
+                return Located::Absent(g);
+            };
+            if r.slot == PENDING {
+                return Located::Pending(g);
+            }
+            self.unlock(home, g);
+            let owner = self.lock(r.shard as usize);
+            match owner.slab.get(r.slot as usize) {
+                Some(e) if e.live() && e.gen == r.gen && e.tuples[1] == *t => {
+                    return Located::Found(r.shard as usize, owner, r.slot, Dir::Reply);
+                }
+                _ => {}
+            }
+            drop(owner);
+            let mut g = self.lock(home);
+            if g.remote.get(t) == Some(&r) {
+                g.remote.remove(t);
+            }
+        }
     }
 
     /// Set the configuration of one zone (profile, limit, timeouts). Existing entries get the
@@ -470,32 +644,87 @@ impl Conntrack {
 
     /// Track one packet at time `now_ms` (the caller's monotonic clock, milliseconds; entries
     /// keep second resolution). With `commit`, a new connection is remembered; without it, it
-    /// is reported `+new` and forgotten (Open vSwitch `ct()` vs `ct(commit)`).
+    /// is reported `+new` and forgotten (Open vSwitch `ct()` vs `ct(commit)`). No NAT is
+    /// applied (`ct()` without `nat`); see [`Conntrack::process_nat`].
     pub fn process(&self, pkt: &PacketInfo, now_ms: u64, commit: bool) -> Verdict {
+        self.process_nat(pkt, now_ms, commit, None).verdict
+    }
+
+    /// [`Conntrack::process`] with a NAT request (`ct(nat...)`).
+    ///
+    /// - A new connection with `commit` and a request of some kind gets a binding: the
+    ///   translated tuple is chosen so that its reply tuple is used by no other connection
+    ///   of the zone; the rewrite of this packet is returned. No free translation: `+inv`
+    ///   `nat_exhausted`, nothing stored — the packet must not be sent untranslated.
+    /// - A packet of a NATed connection, with any request (bare `nat` included), gets its
+    ///   direction's rewrite (replies: the reverse translation) and `+snat`/`+dnat`. A
+    ///   binding is made only at creation: a request on a connection committed without NAT
+    ///   changes nothing.
+    /// - An ICMP error related to a NATed connection gets `rewrite` for its outer header
+    ///   (addresses) and `inner_rewrite` for the quoted packet.
+    ///
+    /// Without a request (`None`) no rewrite is reported and no `+snat`/`+dnat` bit is set,
+    /// even on a NATed connection: the packet is not translated.
+    pub fn process_nat(
+        &self,
+        pkt: &PacketInfo,
+        now_ms: u64,
+        commit: bool,
+        nat: Option<&NatRequest>,
+    ) -> NatVerdict {
         let now = secs(now_ms);
+        let plain = |verdict| NatVerdict {
+            verdict,
+            rewrite: None,
+            inner_rewrite: None,
+        };
         if let Err(r) = validate(pkt) {
-            return self.invalid(r);
+            return plain(self.invalid(r));
         }
         if let L4::Icmp {
             icmp_type, inner, ..
         } = pkt.l4
         {
             if icmp::classify(pkt.src.is_ipv6(), icmp_type) == IcmpKind::Error {
-                return self.related(pkt, inner, now);
+                return self.related(pkt, inner, now, nat.is_some());
             }
         }
-        match self.try_process(pkt, now, commit, true) {
-            Step::Done(v) => v,
-            Step::Full(which) => {
-                let zone = (which == Full::Zone).then_some(pkt.zone);
-                if self.early_drop(zone, now) {
-                    if let Step::Done(v) = self.try_process(pkt, now, commit, false) {
-                        return v;
+        let mut first = true;
+        let mut early_dropped = false;
+        for _ in 0..MAX_RETRIES {
+            let step = match self.try_process(pkt, now, commit, first, nat) {
+                Step::CreateNat {
+                    proto_state,
+                    cfg,
+                    kind,
+                } => {
+                    // `CreateNat` is only returned with `nat` set.
+                    let req = nat.copied().unwrap_or_default();
+                    self.create_nat(pkt, now, proto_state, &cfg, kind, &req)
+                }
+                s => s,
+            };
+            first = false;
+            match step {
+                Step::Done(verdict, rewrite) => {
+                    return NatVerdict {
+                        verdict,
+                        rewrite,
+                        inner_rewrite: None,
                     }
                 }
-                self.invalid(InvalidReason::TableFull)
+                Step::Full(which) => {
+                    let zone = (which == Full::Zone).then_some(pkt.zone);
+                    if early_dropped || !self.early_drop(zone, now) {
+                        return plain(self.invalid(InvalidReason::TableFull));
+                    }
+                    early_dropped = true;
+                }
+                Step::Retry | Step::CreateNat { .. } => {}
             }
         }
+        // Only a storm of races with other shards gets here.
+        plain(self.invalid(InvalidReason::ReplyInUse))
     }
 
     fn invalid(&self, r: InvalidReason) -> Verdict {
@@ -509,76 +738,111 @@ impl Conntrack {
         }
     }
 
-    fn try_process(&self, pkt: &PacketInfo, now: u32, commit: bool, first: bool) -> Step {
+    fn try_process(
+        &self,
+        pkt: &PacketInfo,
+        now: u32,
+        commit: bool,
+        first: bool,
+        nat: Option<&NatRequest>,
+    ) -> Step {
         let tuple = pkt.tuple();
-        let si = self.shard_of(&tuple);
-        let mut shard = self.lock(si);
+        let home = self.shard_of(&tuple);
         let mut expired = Vec::new();
-        if first {
-            shard.expire(now, EXPIRE_PER_PACKET, &mut expired);
-        }
-        let cfg = shard.zone_cfg(pkt.zone);
         let mut reopened = false;
-
-        if let Some((slot, dir)) = shard.find(&tuple) {
-            let e = &mut shard.slab[slot as usize];
-            if e.deadline() <= now {
-                // Past its timeout but its timer has not popped yet: it is gone.
-                expired.push(shard.remove(slot));
-            } else {
-                match update(e, dir, pkt, cfg.profile) {
-                    Err(r) => {
-                        drop(shard);
-                        self.release_all(&expired);
-                        return Step::Done(self.invalid(r));
-                    }
-                    Ok(Outcome::Reopen) => {
-                        let z = shard.remove(slot);
-                        self.limits.release(z);
-                        reopened = true;
-                    }
-                    Ok(Outcome::Accept) => {
-                        let d = dir.idx();
-                        e.packets[d] += 1;
-                        e.bytes[d] += u64::from(pkt.len);
-                        e.last_seen = now;
-                        if dir == Dir::Reply {
-                            e.flags |= F_SEEN_REPLY;
+        let located = self.locate(&tuple, |s| {
+            if first {
+                s.expire(now, EXPIRE_PER_PACKET, &mut expired);
+            }
+        });
+        let (si, mut shard) = match located {
+            Located::Pending(g) => {
+                self.release_all(&expired);
+                // The reply key of a binding being created: its original packet has not even
+                // left yet, so this is no reply; and it must not open a second connection
+                // with the same key.
+                self.unlock(home, g);
+                return Step::done(self.invalid(InvalidReason::ReplyInUse));
+            }
+            Located::Absent(g) => (home, g),
+            Located::Found(si, mut shard, slot, dir) => {
+                let cfg = shard.zone_cfg(pkt.zone);
+                let e = &mut shard.slab[slot as usize];
+                if e.deadline() <= now {
+                    // Past its timeout but its timer has not popped yet: it is gone.
+                    expired.push(shard.remove(slot));
+                } else {
+                    match update(e, dir, pkt, cfg.profile) {
+                        Err(r) => {
+                            self.unlock(si, shard);
+                            self.release_all(&expired);
+                            return Step::done(self.invalid(r));
                         }
-                        e.timeout = e.compute_timeout(&cfg);
-                        let mut state = ct_state::TRK;
-                        state |= match (dir, e.flags & F_SEEN_REPLY != 0) {
-                            (Dir::Reply, _) => ct_state::EST | ct_state::RPL,
-                            (Dir::Original, true) => ct_state::EST,
-                            (Dir::Original, false) => ct_state::NEW,
-                        };
-                        let v = Verdict {
-                            state,
-                            entry: Some(EntryId {
-                                shard: si as u32,
-                                slot,
-                                gen: e.gen,
-                            }),
-                            invalid: None,
-                            mark: e.mark,
-                            label: e.label(),
-                        };
-                        shard.reschedule_if_earlier(slot);
-                        drop(shard);
-                        self.release_all(&expired);
-                        return Step::Done(v);
+                        Ok(Outcome::Reopen) => {
+                            expired.push(shard.remove(slot));
+                            reopened = true;
+                        }
+                        Ok(Outcome::Accept) => {
+                            let d = dir.idx();
+                            e.packets[d] += 1;
+                            e.bytes[d] += u64::from(pkt.len);
+                            e.last_seen = now;
+                            if dir == Dir::Reply {
+                                e.flags |= F_SEEN_REPLY;
+                            }
+                            e.timeout = e.compute_timeout(&cfg);
+                            let mut state = ct_state::TRK;
+                            state |= match (dir, e.flags & F_SEEN_REPLY != 0) {
+                                (Dir::Reply, _) => ct_state::EST | ct_state::RPL,
+                                (Dir::Original, true) => ct_state::EST,
+                                (Dir::Original, false) => ct_state::NEW,
+                            };
+                            let rewrite = if nat.is_some() {
+                                state |= e.nat_bits();
+                                e.rewrite(dir)
+                            } else {
+                                None
+                            };
+                            let v = Verdict {
+                                state,
+                                entry: Some(EntryId {
+                                    shard: si as u32,
+                                    slot,
+                                    gen: e.gen,
+                                }),
+                                invalid: None,
+                                mark: e.mark,
+                                label: e.label(),
+                            };
+                            shard.reschedule_if_earlier(slot);
+                            self.unlock(si, shard);
+                            self.release_all(&expired);
+                            return Step::Done(v, rewrite);
+                        }
                     }
                 }
+                if si != home {
+                    // The removed entry lived in another shard; a new connection belongs in
+                    // this key's own shard.
+                    self.unlock(si, shard);
+                    self.release_all(&expired);
+                    if reopened {
+                        self.stats.event(Event::Reopened, 1);
+                    }
+                    return Step::Retry;
+                }
+                (si, shard)
             }
-        }
+        };
+        let cfg = shard.zone_cfg(pkt.zone);
 
         // A new connection.
         let proto_state = match new_state(pkt, cfg.profile) {
             Ok(p) => p,
             Err(r) => {
-                drop(shard);
+                self.unlock(si, shard);
                 self.release_all(&expired);
-                return Step::Done(self.invalid(r));
+                return Step::done(self.invalid(r));
             }
         };
         if reopened {
@@ -592,39 +856,37 @@ impl Conntrack {
             label: 0,
         };
         if !commit {
-            drop(shard);
+            self.unlock(si, shard);
             self.release_all(&expired);
-            return Step::Done(new_verdict);
+            return Step::done(new_verdict);
         }
         // Expired entries free their places before we reserve ours.
         self.release_all(&expired);
+        let nat_kind = nat.and_then(|n| n.kind);
+        let nat_here = shard.nat_live > 0 || !shard.remote.is_empty();
+        if nat_kind.is_none() && nat_here && shard.in_use(&tuple.reverse()) {
+            // Our reply key is the reply (or reservation) of a NATed connection: storing a
+            // second connection with it would make replies ambiguous.
+            self.unlock(si, shard);
+            return Step::done(self.invalid(InvalidReason::ReplyInUse));
+        }
         if let Err(which) = self.limits.try_reserve(pkt.zone, cfg.limit) {
-            return if first {
-                Step::Full(which)
-            } else {
-                Step::Done(self.invalid(InvalidReason::TableFull))
+            self.unlock(si, shard);
+            return Step::Full(which);
+        }
+        if let Some(kind) = nat_kind {
+            self.unlock(si, shard);
+            return Step::CreateNat {
+                proto_state,
+                cfg,
+                kind,
             };
         }
-        let mut e = Entry {
-            tuples: [tuple, tuple.reverse()],
-            next: [NIL; 2],
-            gen: 0,
-            timeout: 0,
-            mark: 0,
-            label: [0; 2],
-            packets: [1, 0],
-            bytes: [u64::from(pkt.len), 0],
-            created: now,
-            last_seen: now,
-            timer_at: 0,
-            proto: proto_state,
-            flags: F_LIVE,
-        };
-        e.timeout = e.compute_timeout(&cfg);
+        let e = new_entry(pkt, now, tuple.reverse(), proto_state, &cfg, 0);
         let (slot, gen) = shard.insert(e);
-        drop(shard);
+        self.unlock(si, shard);
         self.stats.event(Event::Created, 1);
-        Step::Done(Verdict {
+        Step::done(Verdict {
             entry: Some(EntryId {
                 shard: si as u32,
                 slot,
@@ -634,40 +896,186 @@ impl Conntrack {
         })
     }
 
-    /// An ICMP error: `+rel` to the connection of the packet it quotes.
+    /// Create a NATed connection (its entry count is reserved). Allocation reserves the
+    /// chosen reply key in its own shard (a `PENDING` remote record) before the entry exists,
+    /// taking one shard lock at a time; see the crate documentation for the races.
+    fn create_nat(
+        &self,
+        pkt: &PacketInfo,
+        now: u32,
+        proto_state: ProtoState,
+        cfg: &ZoneConfig,
+        kind: NatKind,
+        req: &NatRequest,
+    ) -> Step {
+        let tuple = pkt.tuple();
+        let home = self.shard_of(&tuple);
+        let counter = self.nat_counter.fetch_add(1, Ordering::Relaxed);
+        let token = (counter as u32) | 1; // never 0, so a bug cannot alias gen 0
+        let cands = match Candidates::new(&tuple, req, kind, self.seed, nat::mix(counter)) {
+            Ok(c) => c,
+            Err(_) => {
+                self.limits.release(pkt.zone);
+                return Step::done(self.invalid(InvalidReason::Malformed));
+            }
+        };
+        let pending = RemoteRef {
+            shard: home as u32,
+            slot: PENDING,
+            gen: token,
+        };
+        let mut chosen = None;
+        for cand in cands.iter() {
+            let r = self.shard_of(&cand);
+            let mut s = self.lock(r);
+            if !s.in_use(&cand) {
+                s.remote.insert(cand, pending);
+                chosen = Some((cand, r));
+                break;
+            }
+        }
+        let Some((reply, r)) = chosen else {
+            self.limits.release(pkt.zone);
+            self.stats.event(Event::NatExhausted, 1);
+            return Step::done(self.invalid(InvalidReason::NatExhausted));
+        };
+        let drop_reservation = |expect: RemoteRef| {
+            let mut s = self.lock(r);
+            if s.remote.get(&reply) == Some(&expect) {
+                s.remote.remove(&reply);
+            }
+        };
+        let mut shard = self.lock(home);
+        if shard.in_use(&tuple) {
+            // Another packet of this connection created it meanwhile: undo, start over (the
+            // next attempt finds it).
+            self.unlock(home, shard);
+            drop_reservation(pending);
+            self.limits.release(pkt.zone);
+            return Step::Retry;
+        }
+        let remote = r != home;
+        if !remote {
+            // Same shard: an ordinary reply record replaces the reservation.
+            shard.remote.remove(&reply);
+        }
+        let flags = match kind {
+            NatKind::Src => F_SNAT,
+            NatKind::Dst => F_DNAT,
+        } | if remote { F_REMOTE } else { 0 };
+        let e = new_entry(pkt, now, reply, proto_state, cfg, flags);
+        let rewrite = e.rewrite(Dir::Original);
+        let nat_bits = e.nat_bits();
+        let (slot, gen) = shard.insert(e);
+        self.unlock(home, shard);
+        self.stats.event(Event::Created, 1);
+        if remote {
+            let me = RemoteRef {
+                shard: home as u32,
+                slot,
+                gen,
+            };
+            {
+                let mut s = self.lock(r);
+                if let Some(x) = s.remote.get_mut(&reply) {
+                    if *x == pending {
+                        *x = me;
+                    }
+                }
+            }
+            // If the entry was removed before the record pointed at it, the removal's
+            // cleanup missed the record: check and delete it ourselves.
+            let alive = {
+                let g = self.lock(home);
+                let alive = g.slab[slot as usize].live() && g.slab[slot as usize].gen == gen;
+                self.unlock(home, g);
+                alive
+            };
+            if !alive {
+                drop_reservation(me);
+                drop_reservation(pending);
+            }
+        }
+        Step::Done(
+            Verdict {
+                state: ct_state::TRK | ct_state::NEW | nat_bits,
+                entry: Some(EntryId {
+                    shard: home as u32,
+                    slot,
+                    gen,
+                }),
+                invalid: None,
+                mark: 0,
+                label: 0,
+            },
+            rewrite,
+        )
+    }
+
+    /// An ICMP error: `+rel` to the connection of the packet it quotes. The quoted packet
+    /// went the other way; the key of the error's own direction is the reverse of the quoted
+    /// packet's (on the error's side of the NAT), so that is the key looked up.
     fn related(
         &self,
         pkt: &PacketInfo,
         inner: Option<crate::packet::InnerTuple>,
         now: u32,
-    ) -> Verdict {
+        nat: bool,
+    ) -> NatVerdict {
+        let plain = |verdict| NatVerdict {
+            verdict,
+            rewrite: None,
+            inner_rewrite: None,
+        };
         let Some(inner) = inner else {
-            return self.invalid(InvalidReason::Malformed);
+            return plain(self.invalid(InvalidReason::Malformed));
         };
         // The error travels back to the quoted packet's sender; anything else is spoofed or
-        // mangled (NAT will rewrite both before this check when it arrives).
+        // mangled. Both are as seen on this side of the NAT, so the check holds through it.
         if pkt.dst != inner.src || inner.src.is_ipv4() != pkt.src.is_ipv4() {
-            return self.invalid(InvalidReason::IcmpMismatch);
+            return plain(self.invalid(InvalidReason::IcmpMismatch));
         }
-        let t = inner.tuple(pkt.zone);
-        let si = self.shard_of(&t);
-        let shard = self.lock(si);
-        let found = shard
-            .find(&t)
-            .filter(|(slot, _)| shard.slab[*slot as usize].deadline() > now);
-        let Some((slot, dir)) = found else {
-            drop(shard);
-            return self.invalid(InvalidReason::IcmpNoConnection);
+        let quoted = inner.tuple(pkt.zone);
+        // Usually the error's own key (the quoted packet reversed) is indexed: the error
+        // entered from the side its direction's packets enter, and may cross the NAT. An error
+        // about a NATed connection's packet that never crossed the NAT (a router on the
+        // client's side quoting the client's untranslated packet) is found by the quoted key
+        // itself; it goes back the way it came and is not translated.
+        let mut crossed = true;
+        let mut found = None;
+        for t in [quoted.reverse(), quoted] {
+            match self.locate(&t, |_| ()) {
+                Located::Found(si, g, slot, dir) if g.slab[slot as usize].deadline() > now => {
+                    let dir = if crossed { dir } else { dir.flip() };
+                    found = Some((si, g, slot, dir));
+                    break;
+                }
+                Located::Found(si, g, ..) => self.unlock(si, g),
+                Located::Absent(g) | Located::Pending(g) => drop(g),
+            }
+            crossed = false;
+        }
+        let Some((si, shard, slot, dir)) = found else {
+            return plain(self.invalid(InvalidReason::IcmpNoConnection));
         };
         let e = &shard.slab[slot as usize];
-        // The error goes the other way from the quoted packet.
-        let rpl = if dir == Dir::Original {
-            ct_state::RPL
-        } else {
-            0
-        };
-        Verdict {
-            state: ct_state::TRK | ct_state::REL | rpl,
+        let rpl = if dir == Dir::Reply { ct_state::RPL } else { 0 };
+        let mut state = ct_state::TRK | ct_state::REL | rpl;
+        let (mut rewrite, mut inner_rewrite) = (None, None);
+        if nat && crossed && e.flags & (F_SNAT | F_DNAT) != 0 {
+            state |= e.nat_bits();
+            // Outer header: the addresses of this direction's translation, whoever sent the
+            // error (as Linux and Open vSwitch do: an error from a router behind a DNAT
+            // appears to come from the public address).
+            let target = e.tuples[dir.flip().idx()].reverse();
+            rewrite = Rewrite::addresses_only(&e.tuples[dir.idx()], &target);
+            // Inner: the quoted packet is the other direction's, as it looked on this side;
+            // it becomes that direction's packet as seen on the far side.
+            inner_rewrite =
+                Rewrite::between(&e.tuples[dir.idx()].reverse(), &e.tuples[dir.flip().idx()]);
+        }
+        let verdict = Verdict {
+            state,
             entry: Some(EntryId {
                 shard: si as u32,
                 slot,
@@ -676,7 +1084,35 @@ impl Conntrack {
             invalid: None,
             mark: e.mark,
             label: e.label(),
+        };
+        self.unlock(si, shard);
+        NatVerdict {
+            verdict,
+            rewrite,
+            inner_rewrite,
         }
+    }
+
+    /// Rate-limited report of NAT exhaustion for the log: the number of connections refused
+    /// (`nat_exhausted`) since the last report, at most once every 10 seconds and only if
+    /// there were any. Meant for the housekeeping thread (the packet path never logs).
+    pub fn nat_exhausted_log(&self, now_ms: u64) -> Option<u64> {
+        let now = now_ms / 1000;
+        let last = self.nat_logged_at.load(Ordering::Relaxed);
+        if last != 0 && now < last + NAT_LOG_INTERVAL {
+            return None;
+        }
+        let total = self.stats.event_count(Event::NatExhausted);
+        let before = self.nat_logged.load(Ordering::Relaxed);
+        if total == before {
+            return None;
+        }
+        // One reporter wins a race; the others stay quiet.
+        self.nat_logged_at
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        self.nat_logged.store(total, Ordering::Relaxed);
+        Some(total - before)
     }
 
     /// Evict one unassured entry (of `zone` if given) to make room. Visits shards one at a time
@@ -714,7 +1150,7 @@ impl Conntrack {
                     break;
                 }
             }
-            drop(shard);
+            self.unlock(si, shard);
             self.release_all(&released);
             if freed {
                 return true;
@@ -730,7 +1166,9 @@ impl Conntrack {
         let mut total = 0;
         for i in 0..self.shards.len() {
             let mut expired = Vec::new();
-            self.lock(i).expire(now, usize::MAX, &mut expired);
+            let mut s = self.lock(i);
+            s.expire(now, usize::MAX, &mut expired);
+            self.unlock(i, s);
             total += expired.len();
             self.release_all(&expired);
         }
@@ -792,6 +1230,8 @@ impl Conntrack {
                         slot: slot as u32,
                         gen: e.gen,
                     },
+                    snat: e.flags & F_SNAT != 0,
+                    dnat: e.flags & F_DNAT != 0,
                 });
             }
         }
@@ -804,9 +1244,12 @@ impl Conntrack {
         let mut removed = Vec::new();
         if let Some(t) = tuple {
             if zone.is_none_or(|z| z == t.zone) {
-                let mut shard = self.lock(self.shard_of(&t));
-                if let Some((slot, _)) = shard.find(&t) {
-                    removed.push(shard.remove(slot));
+                match self.locate(&t, |_| ()) {
+                    Located::Found(si, mut shard, slot, _) => {
+                        removed.push(shard.remove(slot));
+                        self.unlock(si, shard);
+                    }
+                    Located::Absent(g) | Located::Pending(g) => drop(g),
                 }
             }
         } else {
@@ -818,6 +1261,7 @@ impl Conntrack {
                         removed.push(shard.remove(slot as u32));
                     }
                 }
+                self.unlock(i, shard);
             }
         }
         self.release_all(&removed);
@@ -830,7 +1274,7 @@ impl Conntrack {
         self.stats.invalid_counters()
     }
 
-    /// Event counters: created, expired, early_drop, flushed, reopened.
+    /// Event counters: created, expired, early_drop, flushed, reopened, nat_exhausted.
     pub fn event_counters(&self) -> Vec<(&'static str, u64)> {
         self.stats.event_counters()
     }
@@ -884,19 +1328,42 @@ impl Conntrack {
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         let mut total = 0;
+        let (mut remotes, mut nremote) = (Vec::new(), 0);
         for i in 0..self.shards.len() {
             let s = self.lock(i);
             let live = s.slab.iter().filter(|e| e.live()).count();
             assert_eq!(live, s.live);
             for (slot, e) in s.slab.iter().enumerate().filter(|(_, e)| e.live()) {
+                assert_eq!(self.shard_of(&e.tuples[0]), i, "entry in its key's shard");
                 for d in [Dir::Original, Dir::Reply] {
+                    if d == Dir::Reply && e.flags & F_REMOTE != 0 {
+                        remotes.push((e.tuples[1], i, slot, e.gen));
+                        continue;
+                    }
                     let (fs, _) = s.find(&e.tuples[d.idx()]).expect("indexed");
                     assert_eq!(fs as usize, slot);
                 }
             }
             total += live;
+            nremote += s.remote.len();
         }
-        assert_eq!(total, self.len());
+        assert_eq!(total, self.len(), "live entries vs counted");
+        // Every remote reply record points at its live entry, and no other exists (no
+        // leaked reservation or stale record once the table is quiet).
+        assert_eq!(nremote, remotes.len(), "remote records");
+        for (t, i, slot, gen) in remotes {
+            let s = self.lock(self.shard_of(&t));
+            let r = s.remote.get(&t).expect("remote record");
+            assert_eq!(
+                *r,
+                RemoteRef {
+                    shard: i as u32,
+                    slot: slot as u32,
+                    gen
+                }
+            );
+            assert!(s.find(&t).is_none(), "reply key used twice");
+        }
     }
 }
 
@@ -905,6 +1372,34 @@ pub fn entry_nominal_size() -> usize {
     std::mem::size_of::<Entry>()
         + 2 * (std::mem::size_of::<(u32, u32)>() + 1)
         + std::mem::size_of::<Timer>()
+}
+
+/// A new entry for the connection opened by `pkt`, with reply key `reply`.
+fn new_entry(
+    pkt: &PacketInfo,
+    now: u32,
+    reply: Tuple,
+    proto: ProtoState,
+    cfg: &ZoneConfig,
+    nat_flags: u8,
+) -> Entry {
+    let mut e = Entry {
+        tuples: [pkt.tuple(), reply],
+        next: [NIL; 2],
+        gen: 0,
+        timeout: 0,
+        mark: 0,
+        label: [0; 2],
+        packets: [1, 0],
+        bytes: [u64::from(pkt.len), 0],
+        created: now,
+        last_seen: now,
+        timer_at: 0,
+        proto,
+        flags: F_LIVE | nat_flags,
+    };
+    e.timeout = e.compute_timeout(cfg);
+    e
 }
 
 /// Consistency of a caller-built packet.
