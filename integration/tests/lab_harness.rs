@@ -170,6 +170,12 @@ fn spawned_processes_die_with_their_guard_and_namespace() {
     let forgotten = ns.spawn(&["sleep", "30"]);
     let pid = forgotten.pid();
     std::mem::forget(forgotten);
+    // `ip netns exec` enters the namespace after it starts: wait until it is in there, which
+    // is the situation this checks (a process left running inside the namespace).
+    assert!(
+        eventually(Duration::from_secs(5), || ns.pids().contains(&pid)),
+        "the process entered the namespace"
+    );
     drop(ns);
     // SIGKILL is delivered at once, but on a loaded 2-core machine the process may need a
     // while to be scheduled and exit: poll (bounded) rather than sleep a fixed time.

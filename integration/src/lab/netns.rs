@@ -79,8 +79,17 @@ impl Drop for Netns {
     fn drop(&mut self) {
         // Whatever still runs in here was started by this test (our namespace, our processes):
         // end it by PID, or the namespace would outlive its name.
-        for pid in self.pids() {
-            crate::signal(pid, "KILL");
+        // A process may be entering the namespace right now (`ip netns exec` joins after it
+        // starts): list and kill again until none is left (bounded).
+        for _ in 0..5 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                crate::signal(pid, "KILL");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = run(&["ip", "netns", "del", &self.name], Duration::from_secs(10));
     }
