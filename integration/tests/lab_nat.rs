@@ -324,3 +324,106 @@ fn dnat_port_forward() {
         "{e:?}"
     );
 }
+
+/// A veth pair with both ends in the root namespace (a Linux bridge's uplink to the switch);
+/// deleting one end deletes the pair.
+struct RootPair(String);
+
+impl Drop for RootPair {
+    fn drop(&mut self) {
+        let _ = integration::lab::cmd::run(
+            &["ip", "link", "del", "dev", &self.0],
+            Duration::from_secs(10),
+        );
+    }
+}
+
+/// S5 (seed 003): client and server sit behind the same switch port (a Linux bridge behind
+/// it); the client connects to the public address, the switch DNATs to the server and must
+/// send the packet back out the port it came in on, to the server's MAC, decided after NAT
+/// from the new destination. SNAT in a second zone makes the server answer through the
+/// switch too (full hairpin NAT), so the client sees the public address answer.
+#[test]
+fn hairpin_dnat_back_out_the_ingress_port() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let h = hosts(&lab, 83, 2);
+    let (client, server) = (&h[0], &h[1]);
+    let lb = lab.bridge("lb");
+    lb.attach(&client.veth);
+    lb.attach(&server.veth);
+    let (up_lb, up_sw) = (lab.name("ua"), lab.name("ub"));
+    integration::lab::cmd::must(&[
+        "ip", "link", "add", &up_lb, "type", "veth", "peer", "name", &up_sw,
+    ]);
+    let _pair = RootPair(up_lb.clone());
+    for dev in [&up_lb, &up_sw] {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
+        integration::lab::cmd::must(&["ip", "link", "set", "dev", dev, "up"]);
+    }
+    integration::lab::cmd::must(&["ip", "link", "set", "dev", &up_lb, "master", lb.name()]);
+    let d = Daemon::lab("lab-hairpin");
+    d.swctl(&["add-br", "br0"]).expect_ok("add-br");
+    integration::lab::switch::add_port(&d, "br0", &up_sw, None, Some(1));
+
+    let public = "10.83.0.100";
+    for h in [client, server] {
+        h.ns.exec_ok(&[
+            "ip", "neigh", "replace", public, "lladdr", GW_MAC, "dev", "eth0",
+        ]);
+    }
+    let (c, s) = (&client.ip, &server.ip);
+    let flows = [
+        // Requests: DNAT (zone 3), then SNAT to the public address (zone 4).
+        format!(
+            "table=0,priority=10,tcp,nw_dst={public},tp_dst=8080 \
+             actions=ct(commit,zone=3,nat(dst={s}:80),table=1)"
+        ),
+        format!("table=1,priority=10,tcp actions=ct(commit,zone=4,nat(src={public}),table=2)"),
+        // L2 from the translated destination, back out the ingress port; from the gateway's
+        // MAC, as a router would, or the Linux bridge would learn the client's (server's) MAC
+        // on its uplink and never deliver the replies there.
+        format!(
+            "table=2,priority=10,ip,nw_dst={s} \
+             actions=mod_dl_src:{GW_MAC},mod_dl_dst:{},in_port",
+            server.mac
+        ),
+        // Replies to the public address: undo the SNAT, then the DNAT.
+        format!(
+            "table=0,priority=10,tcp,nw_src={s},tp_src=80,nw_dst={public} \
+             actions=ct(zone=4,nat,table=3)"
+        ),
+        "table=3,priority=10,tcp actions=ct(zone=3,nat,table=4)".to_string(),
+        format!(
+            "table=4,priority=10,ip,nw_dst={c} \
+             actions=mod_dl_src:{GW_MAC},mod_dl_dst:{},in_port",
+            client.mac
+        ),
+        "table=0,priority=0 actions=drop".to_string(),
+    ];
+    let flows: Vec<&str> = flows.iter().map(String::as_str).collect();
+    add_flows(&d, "br0", &flows);
+
+    let mut srv = server.ns.spawn(&["python3", "-c", TCP_ONE_ECHO, "80", "5"]);
+    assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
+    let out = client.ns.exec_timeout(
+        &["python3", "-c", TCP_ONE_CLIENT, public, "8080"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        format!("echo:port-forwarded {public} 8080"),
+        "{out:?}\n{}\n{}\n{}\n{}",
+        d.log_text(),
+        d.swctl(&["dump-flows", "br0"]).expect_ok("dump-flows"),
+        d.swctl(&["dump-ports", "br0"]).expect_ok("dump-ports"),
+        d.swctl(&["dump-conntrack"]).expect_ok("ct")
+    );
+    let srv_out = srv.wait(Duration::from_secs(10));
+    assert!(
+        srv_out.stdout.contains(&format!("peer {public} ")),
+        "{srv_out:?}"
+    );
+}
