@@ -185,6 +185,10 @@ fn snat_gateway_many_connections_icmp_errors_and_expiry() {
         // The reply comes from the server to the gateway address, not to the client.
         assert_eq!(e["reply"]["dst"], gw, "{e}");
         assert_eq!(e["reply"]["src"], server.ip.as_str(), "{e}");
+        assert_eq!(
+            (&e["snat"], &e["dnat"]),
+            (&Value::Bool(true), &Value::Bool(false))
+        );
     }
     let srv_out = srv.wait(Duration::from_secs(15));
     let peers: Vec<(String, String)> = srv_out
@@ -201,6 +205,7 @@ fn snat_gateway_many_connections_icmp_errors_and_expiry() {
     assert_eq!(ports.len(), 200, "a source port shared: {peers:?}");
     let text = d.swctl(&["dump-conntrack"]).expect_ok("dump-conntrack");
     assert!(text.contains(&format!("dst={gw}")), "{text}");
+    assert!(text.contains("[SNAT]"), "{text}");
 
     // A 2 s unreplied-UDP timeout (taken by connections created from now on), for the
     // expiry check below.
@@ -320,7 +325,8 @@ fn dnat_port_forward() {
         e.iter().any(|e| e["original"]["dst"] == public
             && e["original"]["dport"] == 8080
             && e["reply"]["src"] == server.ip.as_str()
-            && e["reply"]["sport"] == 80),
+            && e["reply"]["sport"] == 80
+            && e["dnat"] == true),
         "{e:?}"
     );
 }

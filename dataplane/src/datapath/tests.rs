@@ -738,10 +738,17 @@ const GW: [u8; 4] = [10, 0, 0, 100];
 /// SNAT of everything from port 1 with `nat`, bare `nat` for port 2, forwarding by direction
 /// (`+rel` for ICMP errors about NATed connections).
 fn snat_flows(nat: &str) -> Vec<FlowSpec> {
-    let first = format!("table=0,priority=10,in_port=1,ip actions=ct(commit,zone=1,{nat},table=1)");
+    snat_flows_for("ip", nat)
+}
+
+/// [`snat_flows`] for `l3` (`ip` or `ipv6`).
+fn snat_flows_for(l3: &str, nat: &str) -> Vec<FlowSpec> {
+    let first =
+        format!("table=0,priority=10,in_port=1,{l3} actions=ct(commit,zone=1,{nat},table=1)");
+    let second = format!("table=0,priority=10,in_port=2,{l3} actions=ct(zone=1,nat,table=1)");
     flows(&[
         &first,
-        "table=0,priority=10,in_port=2,ip actions=ct(zone=1,nat,table=1)",
+        &second,
         "table=1,priority=10,in_port=1 actions=output:2",
         "table=1,priority=10,in_port=2,ct_state=+trk+est actions=output:1",
         "table=1,priority=10,in_port=2,ct_state=+trk+rel actions=output:1",
@@ -934,5 +941,61 @@ fn nat_exhaustion_drops_and_counts() {
             .invalid_count(conntrack::InvalidReason::NatExhausted),
         1
     );
+    r.dp.shutdown();
+}
+
+#[test]
+fn snat_ipv6_udp_and_icmpv6_error() {
+    use crate::execute::testutil::{icmp, ipv6, verify_checksums};
+    let r = Rig::new(
+        1,
+        2,
+        300,
+        &snat_flows_for("ipv6", "nat(src=[fd00::100]:4000-4000)"),
+    );
+    let ip = |s: &str| -> [u8; 16] { s.parse::<std::net::Ipv6Addr>().unwrap().octets() };
+    let (inside, outside, gw) = (ip("fd00::1"), ip("fd00::2"), ip("fd00::100"));
+    let f = eth(
+        B,
+        A,
+        None,
+        0x86dd,
+        &ipv6(inside, outside, 17, 64, &udp(53, 80, b"v6")),
+    );
+    r.send(1, &f);
+    let out = one(&r, 2);
+    verify_checksums(&out).unwrap();
+    assert_eq!(&out[14 + 8..14 + 24], &gw);
+    assert_eq!(u16::from_be_bytes([out[54], out[55]]), 4000);
+    // The reply comes back to the client.
+    let reply = eth(
+        A,
+        B,
+        None,
+        0x86dd,
+        &ipv6(outside, gw, 17, 64, &udp(80, 4000, b"v6")),
+    );
+    r.send(2, &reply);
+    let back = one(&r, 1);
+    verify_checksums(&back).unwrap();
+    assert_eq!(&back[14 + 24..14 + 40], &inside);
+    assert_eq!(u16::from_be_bytes([back[56], back[57]]), 53);
+    // Destination unreachable (ICMPv6 type 1) quoting the translated datagram: outer and
+    // inner translated, the ICMPv6 checksum (pseudo-header included) valid.
+    let quoted = &out[14..14 + 48];
+    let err = eth(
+        A,
+        B,
+        None,
+        0x86dd,
+        &ipv6(outside, gw, 58, 64, &icmp(1, 4, quoted)),
+    );
+    r.send(2, &err);
+    let e = one(&r, 1);
+    verify_checksums(&e).unwrap();
+    assert_eq!(&e[14 + 24..14 + 40], &inside);
+    let inner = &e[14 + 40 + 8..];
+    assert_eq!(&inner[8..24], &inside);
+    assert_eq!(u16::from_be_bytes([inner[40], inner[41]]), 53);
     r.dp.shutdown();
 }
