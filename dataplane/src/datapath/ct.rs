@@ -5,6 +5,11 @@
 //! trusting the packet's original key and layout: earlier actions may have rewritten addresses
 //! or pushed a tag, and conntrack must see what goes on the wire. The key built from it is the
 //! one a recirculated pass starts from.
+//!
+//! With `nat(...)` the verdict's rewrite is applied to the frame here, before the key of the
+//! recirculated pass is taken, so table `T` of `ct(nat,table=T)` matches (and decides L2
+//! delivery on) the translated addresses. A new connection NAT cannot translate is refused
+//! ([`Tracked::NatExhausted`]): it must not leave untranslated.
 
 use crate::execute::{apply_nat, CtRequest};
 use crate::key::{FlowKey, RECIRC_WORD};

@@ -13,9 +13,11 @@
 //! checks every access: a frame shorter than the layout claims is reported as
 //! [`ExecError::Truncated`] (a drop), never a panic.
 //!
-//! `Ct` is not executed here: the executor gathers it with its `exec` modifiers into an
+//! `Ct` is not executed here: the executor gathers it with its `nat`/`exec` modifiers into an
 //! [`Egress::Ct`] for the caller (the datapath worker owns the connection tracker), then goes
-//! on with the next action.
+//! on with the next action. The caller gets the frame mutably so that it can apply the NAT
+//! rewrite conntrack reports in place, through the same checksum-patching helpers as the
+//! `Set*` actions (`apply_nat`); the rest of the list then works on the translated frame.
 //!
 //! `PushVlan` needs 4 bytes in front of the frame: [`PacketBuf`] keeps headroom so the MAC
 //! addresses move 4 bytes forward instead of the whole frame moving back.
