@@ -144,9 +144,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             buf.reset(black_box(&frame));
             let mut n = 0usize;
-            execute(&actions, &mut buf, layout, &key, &mut |_, f: &PacketBuf| {
-                n += f.len()
-            })
+            execute(
+                &actions,
+                &mut buf,
+                layout,
+                &key,
+                &mut |_, f: &mut PacketBuf| n += f.len(),
+            )
             .unwrap();
             black_box(n)
         })
@@ -162,7 +166,7 @@ fn bench(c: &mut Criterion) {
                 &mut buf,
                 layout,
                 &key,
-                &mut |_, f: &PacketBuf| n += f.len(),
+                &mut |_, f: &mut PacketBuf| n += f.len(),
             )
             .unwrap();
             black_box(n)

@@ -314,6 +314,12 @@ pub struct CtEntryDump {
     pub bytes: [u64; 2],
     /// Assured (seen both ways, not early-dropped).
     pub assured: bool,
+    /// Source-NATed (the reply tuple's destination differs from the original source).
+    #[serde(default)]
+    pub snat: bool,
+    /// Destination-NATed.
+    #[serde(default)]
+    pub dnat: bool,
 }
 
 /// One zone in `conntrack-stats`.

@@ -61,6 +61,14 @@ fn entry_line(e: &EntryInfo) -> String {
     if e.assured {
         s.push_str(" [ASSURED]");
     }
+    // Not in `conntrack -L` (which shows NAT only through the reply tuple); said outright so
+    // an operator need not compare tuples.
+    if e.snat {
+        s.push_str(" [SNAT]");
+    }
+    if e.dnat {
+        s.push_str(" [DNAT]");
+    }
     let _ = write!(s, " mark={}", e.mark);
     if e.label != 0 {
         let _ = write!(s, " labels={:#x}", e.label);
@@ -189,6 +197,8 @@ impl Switch {
                 packets: e.packets,
                 bytes: e.bytes,
                 assured: e.assured,
+                snat: e.snat,
+                dnat: e.dnat,
             })
             .collect();
         Ok(Reply::Conntrack { entries })

@@ -546,16 +546,6 @@ pub(crate) fn flow_error(line: usize, e: FlowError) -> ErrorReply {
 fn check_executable(spec: &FlowSpec) -> Result<(), ErrorReply> {
     for a in spec.actions.iter().flatten() {
         match a {
-            Action::Ct(ct) if ct.nat.is_some() => {
-                return Err(ErrorReply {
-                    kind: ErrorKind::Unsupported,
-                    message: "NAT not available yet: ct(...,nat...) is parsed but cannot be \
-                              installed until conntrack NAT lands (ct without nat works)"
-                        .into(),
-                    line: None,
-                    token: Some("nat".into()),
-                })
-            }
             Action::Ct(ct) if ct.alg.is_some() || ct.force => {
                 let what = if ct.force { "force" } else { "alg=" };
                 return Err(ErrorReply {

@@ -368,6 +368,14 @@ impl Switch {
             Some(dp) => {
                 // Conntrack timeouts are whole seconds too: this tick is fine for them.
                 dp.ct_expire();
+                // The packet path only counts refusals; the log line is rate-limited here.
+                if let Some(n) = dp.conntrack().nat_exhausted_log(dp.ct_now_ms()) {
+                    tracing::warn!(
+                        refused = n,
+                        "ct(nat): no free translation for new connections (nat_exhausted); \
+                         widen the nat() address/port range"
+                    );
+                }
                 dp.take_gone_ports()
             }
             None => return,

@@ -97,6 +97,10 @@ pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply,
                 if req.commit { "commit," } else { "" },
                 req.zone
             );
+            if req.nat.is_some() {
+                // The trace has no connection to look up, so it cannot say what NAT would do.
+                line.push_str("; NAT applied by conntrack (not simulated here)");
+            }
             if let Some(t) = req.recirc.and_then(crate::xlate::recirc_table) {
                 let _ = write!(
                     line,
@@ -108,6 +112,7 @@ pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply,
                 "egress": "ct",
                 "zone": req.zone,
                 "commit": req.commit,
+                "nat": req.nat.is_some(),
                 "recirc_table": req.recirc.and_then(crate::xlate::recirc_table),
             }));
             continue;

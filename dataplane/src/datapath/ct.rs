@@ -5,12 +5,18 @@
 //! trusting the packet's original key and layout: earlier actions may have rewritten addresses
 //! or pushed a tag, and conntrack must see what goes on the wire. The key built from it is the
 //! one a recirculated pass starts from.
+//!
+//! With `nat(...)` the verdict's rewrite is applied to the frame here, before the key of the
+//! recirculated pass is taken, so table `T` of `ct(nat,table=T)` matches (and decides L2
+//! delivery on) the translated addresses. A new connection NAT cannot translate is refused
+//! ([`Tracked::NatExhausted`]): it must not leave untranslated.
 
-use crate::execute::CtRequest;
+use crate::execute::{apply_nat, CtRequest};
 use crate::key::{FlowKey, RECIRC_WORD};
 use crate::packet::{extract, Layout};
 use conntrack::ct_state;
 use conntrack::packet::{InnerTuple, PacketInfo, TcpInfo};
+use conntrack::stats::InvalidReason;
 use conntrack::table::Conntrack;
 use control::flow::field::Field;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -158,23 +164,69 @@ fn packet_info(d: &[u8], key: &FlowKey, layout: &Layout, zone: u16) -> Option<Pa
     Some(pkt)
 }
 
-/// Run conntrack for `req` on `frame` (received on `in_port`). Returns the key (and layout) of
-/// the recirculated pass if `req` asks for one: the frame's own fields, `in_port`, the
-/// conntrack fields and the recirculation id.
+/// What [`track`] decided for the packet.
+#[derive(Debug)]
+// Returned by value once per `ct`; boxing the key would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Tracked {
+    /// The packet goes on; with the key (and layout) of the recirculated pass if the request
+    /// asks for one.
+    Go(Option<(FlowKey, Layout)>),
+    /// NAT found no free translation for a new connection: the packet must be dropped (it
+    /// must not leave untranslated), counted `nat_exhausted`.
+    NatExhausted,
+    /// The NAT rewrite did not fit the frame: dropped rather than sent half translated.
+    Truncated,
+}
+
+/// Run conntrack for `req` on `frame` (received on `in_port`), applying the NAT rewrite it
+/// reports to `frame` in place. The recirculated key is the one of the frame as it is
+/// afterwards (translated, as in Open vSwitch: table `T` of `ct(nat,table=T)` sees the new
+/// addresses), with `in_port`, the conntrack fields and the recirculation id.
 pub(crate) fn track(
     ct: &Conntrack,
     req: &CtRequest,
-    frame: &[u8],
+    frame: &mut [u8],
     in_port: u32,
     now_ms: u64,
-) -> Option<(FlowKey, Layout)> {
+) -> Tracked {
     let mut key = FlowKey::zero();
     key.set(Field::InPort, u128::from(in_port));
-    let layout = extract(frame, &mut key).ok();
+    let mut layout = extract(frame, &mut key).ok();
     let info = layout.and_then(|l| packet_info(frame, &key, &l, req.zone));
     let (state, mark, label) = match info {
         Some(pkt) => {
-            let v = ct.process(&pkt, now_ms, req.commit);
+            let nv = match &req.nat {
+                Some(n) => ct.process_nat(&pkt, now_ms, req.commit, Some(n)),
+                None => conntrack::nat::NatVerdict {
+                    verdict: ct.process(&pkt, now_ms, req.commit),
+                    rewrite: None,
+                    inner_rewrite: None,
+                },
+            };
+            let v = nv.verdict;
+            if v.invalid == Some(InvalidReason::NatExhausted) {
+                return Tracked::NatExhausted;
+            }
+            if let (Some(l), true) = (layout, nv.rewrite.is_some() || nv.inner_rewrite.is_some()) {
+                if apply_nat(
+                    frame,
+                    l,
+                    &key,
+                    nv.rewrite.as_ref(),
+                    nv.inner_rewrite.as_ref(),
+                )
+                .is_err()
+                {
+                    // Conntrack parsed these headers, so they are there; should a rewrite
+                    // still fail, the frame must not go on half translated.
+                    return Tracked::Truncated;
+                }
+                // The key of the translated frame: what the recirculated pass matches on.
+                key = FlowKey::zero();
+                key.set(Field::InPort, u128::from(in_port));
+                layout = extract(frame, &mut key).ok();
+            }
             let (mut mark, mut label) = (v.mark, v.label);
             if let (true, Some(id)) = (req.commit, v.entry) {
                 // A stale id only means the entry went away meanwhile: nothing to mark.
@@ -192,14 +244,15 @@ pub(crate) fn track(
         // Not trackable: what conntrack says of a packet it cannot make sense of.
         None => (ct_state::TRK | ct_state::INV, 0, 0),
     };
-    let recirc = req.recirc?;
-    let layout = layout?;
+    let (Some(recirc), Some(layout)) = (req.recirc, layout) else {
+        return Tracked::Go(None);
+    };
     key.set(Field::CtState, u128::from(state));
     key.set(Field::CtZone, u128::from(req.zone));
     key.set(Field::CtMark, u128::from(mark));
     key.set(Field::CtLabel, label);
     key.w[RECIRC_WORD] = (key.w[RECIRC_WORD] & !0xffff_ffff) | u64::from(recirc);
-    Some((key, layout))
+    Tracked::Go(Some((key, layout)))
 }
 
 #[cfg(test)]
@@ -299,8 +352,12 @@ mod tests {
             recirc: Some(crate::xlate::recirc_id(2)),
             mark: Some((1, 1)),
             label: None,
+            nat: None,
         };
-        let (k, _) = track(&ct, &req, &arp, 4, 0).expect("recirculates");
+        let mut arp = arp;
+        let Tracked::Go(Some((k, _))) = track(&ct, &req, &mut arp, 4, 0) else {
+            panic!("recirculates")
+        };
         assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::INV);
         assert_eq!(k.get(Field::CtZone), 3);
         assert_eq!(k.get(Field::InPort), 4);
@@ -324,8 +381,12 @@ mod tests {
             recirc: Some(crate::xlate::recirc_id(1)),
             mark: Some((0xab, 0xff)),
             label: Some((1 << 100, 1 << 100)),
+            nat: None,
         };
-        let (k, _) = track(&ct, &req, &f, 1, 0).expect("recirculates");
+        let mut f = f;
+        let Tracked::Go(Some((k, _))) = track(&ct, &req, &mut f, 1, 0) else {
+            panic!("recirculates")
+        };
         assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::NEW);
         assert_eq!(k.get(Field::CtMark), 0xab);
         assert_eq!(k.get(Field::CtLabel), 1 << 100);
@@ -336,7 +397,7 @@ mod tests {
             recirc: None,
             ..req
         };
-        assert!(track(&ct, &req, &f, 1, 1).is_none());
+        assert!(matches!(track(&ct, &req, &mut f, 1, 1), Tracked::Go(None)));
         assert_eq!(ct.entries(Some(1), 1)[0].packets[0], 2);
     }
 }

@@ -27,8 +27,10 @@ pub const STALE_QUEUE: usize = BASE_OTHER + 4;
 /// Recirculation (`ct(table=..)`) nested deeper than the worker allows, or too many
 /// recirculations pending for one packet.
 pub const RECIRC_TOO_DEEP: usize = BASE_OTHER + 5;
+/// `ct(nat(...))` found no free translation for a new connection.
+pub const NAT_EXHAUSTED: usize = BASE_OTHER + 6;
 /// Number of reasons counted by workers.
-pub const N_DROPS: usize = BASE_OTHER + 6;
+pub const N_DROPS: usize = BASE_OTHER + 7;
 
 /// Counters per reason.
 pub type Drops = [u64; N_DROPS];
@@ -71,6 +73,7 @@ pub fn name(i: usize) -> &'static str {
             "normal_same_port",
             "stale_queue",
             "recirc_too_deep",
+            "nat_exhausted",
         ][i - BASE_OTHER]
     }
 }

@@ -726,3 +726,276 @@ fn recirculation_depth_is_bounded() {
     assert_eq!(r.drop_count("recirc_too_deep"), 1);
     r.dp.shutdown();
 }
+
+// --- NAT ------------------------------------------------------------------------------------
+//
+// Port 1 is inside (10.0.0.1), port 2 outside (10.0.0.2); the gateway address is 10.0.0.100.
+
+const INSIDE: [u8; 4] = [10, 0, 0, 1];
+const OUTSIDE: [u8; 4] = [10, 0, 0, 2];
+const GW: [u8; 4] = [10, 0, 0, 100];
+
+/// SNAT of everything from port 1 with `nat`, bare `nat` for port 2, forwarding by direction
+/// (`+rel` for ICMP errors about NATed connections).
+fn snat_flows(nat: &str) -> Vec<FlowSpec> {
+    snat_flows_for("ip", nat)
+}
+
+/// [`snat_flows`] for `l3` (`ip` or `ipv6`).
+fn snat_flows_for(l3: &str, nat: &str) -> Vec<FlowSpec> {
+    let first =
+        format!("table=0,priority=10,in_port=1,{l3} actions=ct(commit,zone=1,{nat},table=1)");
+    let second = format!("table=0,priority=10,in_port=2,{l3} actions=ct(zone=1,nat,table=1)");
+    flows(&[
+        &first,
+        &second,
+        "table=1,priority=10,in_port=1 actions=output:2",
+        "table=1,priority=10,in_port=2,ct_state=+trk+est actions=output:1",
+        "table=1,priority=10,in_port=2,ct_state=+trk+rel actions=output:1",
+        "table=1,priority=5 actions=drop",
+    ])
+}
+
+fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    eth(
+        B,
+        A,
+        None,
+        0x0800,
+        &ipv4(src, dst, 17, 64, &udp(sport, dport, b"data")),
+    )
+}
+
+/// (source, destination, L4 source, L4 destination) of a frame, checksums verified.
+fn tuple_of(f: &[u8]) -> (std::net::Ipv4Addr, std::net::Ipv4Addr, u16, u16) {
+    use crate::execute::testutil::{extract_at_port, verify_checksums};
+    verify_checksums(f).unwrap_or_else(|e| panic!("{e}: {f:02x?}"));
+    let (k, _) = extract_at_port(f, 0).expect("parsable");
+    let l4 = |tcp: Field, udp: Field| match k.get(Field::IpProto) {
+        6 => k.get(tcp) as u16,
+        17 => k.get(udp) as u16,
+        _ => 0,
+    };
+    (
+        (k.get(Field::Ipv4Src) as u32).into(),
+        (k.get(Field::Ipv4Dst) as u32).into(),
+        l4(Field::TcpSrc, Field::UdpSrc),
+        l4(Field::TcpDst, Field::UdpDst),
+    )
+}
+
+/// The one frame port `p` sent.
+fn one(r: &Rig, p: u32) -> Vec<u8> {
+    let mut f = r.peer(p).take();
+    assert_eq!(f.len(), 1, "port {p}: {} frames", f.len());
+    f.pop().unwrap()
+}
+
+#[test]
+fn snat_udp_and_tcp_out_and_back() {
+    let r = Rig::new(1, 2, 300, &snat_flows("nat(src=10.0.0.100:1024-65535)"));
+    r.send(1, &udp4(INSIDE, OUTSIDE, 53, 80));
+    let (s, d, sp, dp) = tuple_of(&one(&r, 2));
+    assert_eq!((s, d, dp), (GW.into(), OUTSIDE.into(), 80));
+    assert!(sp >= 1024);
+    // The reply to the translated address and port goes back to the client, translated.
+    r.send(2, &udp4(OUTSIDE, GW, 80, sp));
+    assert_eq!(
+        tuple_of(&one(&r, 1)),
+        (OUTSIDE.into(), INSIDE.into(), 80, 53)
+    );
+
+    // TCP: the handshake both ways.
+    r.send(1, &seg(true, SYN, 100, 0, b""));
+    let (s, _, tsp, dp) = tuple_of(&one(&r, 2));
+    assert_eq!((s, dp), (GW.into(), 80));
+    let mut synack = seg(false, SYN | ACK, 500, 101, b"");
+    // seg() builds 10.0.0.2:80 -> 10.0.0.1:1000: address it to the gateway instead.
+    synack = {
+        let mut t = crate::execute::testutil::tcp(80, tsp, SYN | ACK, b"");
+        t[4..8].copy_from_slice(&500u32.to_be_bytes());
+        t[8..12].copy_from_slice(&101u32.to_be_bytes());
+        let _ = synack;
+        eth(A, B, None, 0x0800, &ipv4(OUTSIDE, GW, 6, 64, &t))
+    };
+    r.send(2, &synack);
+    assert_eq!(
+        tuple_of(&one(&r, 1)),
+        (OUTSIDE.into(), INSIDE.into(), 80, 1000)
+    );
+    r.send(1, &seg(true, ACK | PSH, 101, 501, b"GET /"));
+    assert_eq!(tuple_of(&one(&r, 2)), (GW.into(), OUTSIDE.into(), tsp, 80));
+
+    // Both connections are listed with the translation in their reply tuple.
+    let e = r.dp.conntrack().entries(Some(1), r.dp.ct_now_ms());
+    assert_eq!(e.len(), 2, "{e:?}");
+    r.dp.shutdown();
+}
+
+#[test]
+fn dnat_port_forward_both_ways() {
+    let r = Rig::new(
+        1,
+        2,
+        300,
+        &flows(&[
+            "table=0,priority=10,in_port=2,ip actions=ct(commit,zone=1,nat(dst=10.0.0.1:80),table=1)",
+            "table=0,priority=10,in_port=1,ip actions=ct(zone=1,nat,table=1)",
+            "table=1,priority=10,in_port=2 actions=output:1",
+            "table=1,priority=10,in_port=1,ct_state=+trk+est actions=output:2",
+            "table=1,priority=5 actions=drop",
+        ]),
+    );
+    r.send(2, &udp4(OUTSIDE, GW, 4000, 8080));
+    assert_eq!(
+        tuple_of(&one(&r, 1)),
+        (OUTSIDE.into(), INSIDE.into(), 4000, 80)
+    );
+    r.send(1, &udp4(INSIDE, OUTSIDE, 80, 4000));
+    assert_eq!(
+        tuple_of(&one(&r, 2)),
+        (GW.into(), OUTSIDE.into(), 8080, 4000)
+    );
+    let e = r.dp.conntrack().entries(Some(1), r.dp.ct_now_ms());
+    assert_eq!(e.len(), 1, "{e:?}");
+    r.dp.shutdown();
+}
+
+#[test]
+fn icmp_echo_id_through_snat() {
+    use crate::execute::testutil::icmp;
+    let r = Rig::new(1, 2, 300, &snat_flows("nat(src=10.0.0.100:2000-2000)"));
+    // icmp() writes identifier 0x1234.
+    let req = eth(
+        B,
+        A,
+        None,
+        0x0800,
+        &ipv4(INSIDE, OUTSIDE, 1, 64, &icmp(8, 0, b"ping")),
+    );
+    r.send(1, &req);
+    let f = one(&r, 2);
+    tuple_of(&f);
+    assert_eq!(&f[14 + 12..14 + 16], &GW);
+    assert_eq!(u16::from_be_bytes([f[34 + 4], f[34 + 5]]), 2000);
+    let mut reply = icmp(0, 0, b"ping");
+    reply[4..6].copy_from_slice(&2000u16.to_be_bytes());
+    r.send(
+        2,
+        &eth(A, B, None, 0x0800, &ipv4(OUTSIDE, GW, 1, 64, &reply)),
+    );
+    let f = one(&r, 1);
+    tuple_of(&f);
+    assert_eq!(&f[14 + 16..14 + 20], &INSIDE);
+    assert_eq!(u16::from_be_bytes([f[34 + 4], f[34 + 5]]), 0x1234);
+    r.dp.shutdown();
+}
+
+#[test]
+fn icmp_errors_about_snat_connections_are_translated_outer_and_inner() {
+    use crate::execute::testutil::icmp;
+    let r = Rig::new(1, 2, 300, &snat_flows("nat(src=10.0.0.100:3000-3000)"));
+    r.send(1, &udp4(INSIDE, OUTSIDE, 53, 80));
+    let sent = one(&r, 2);
+    assert_eq!(tuple_of(&sent).2, 3000);
+    // Port unreachable from the server, and time exceeded from a router on the way (both
+    // quote the translated datagram as it left, IP header + 8 bytes).
+    let quoted = &sent[14..14 + 28];
+    let router = [10, 0, 0, 9];
+    for (from, ty, code) in [(OUTSIDE, 3, 3), (router, 11, 0), (OUTSIDE, 3, 4)] {
+        let err = eth(
+            A,
+            B,
+            None,
+            0x0800,
+            &ipv4(from, GW, 1, 64, &icmp(ty, code, quoted)),
+        );
+        r.send(2, &err);
+        let f = one(&r, 1);
+        let (s, d, _, _) = tuple_of(&f);
+        assert_eq!((s, d), (from.into(), INSIDE.into()), "type {ty}");
+        // The quoted header: the client's own datagram again, its IP checksum valid.
+        let inner = &f[34 + 8..];
+        // Unchecked: the quote is shorter than its total length says.
+        let ip = smoltcp::wire::Ipv4Packet::new_unchecked(inner);
+        assert!(ip.verify_checksum(), "inner ip checksum");
+        assert_eq!(ip.src_addr(), smoltcp::wire::Ipv4Address::from(INSIDE));
+        assert_eq!(ip.dst_addr(), smoltcp::wire::Ipv4Address::from(OUTSIDE));
+        assert_eq!(u16::from_be_bytes([inner[20], inner[21]]), 53);
+        assert_eq!(u16::from_be_bytes([inner[22], inner[23]]), 80);
+    }
+    r.dp.shutdown();
+}
+
+#[test]
+fn nat_exhaustion_drops_and_counts() {
+    let r = Rig::new(1, 2, 300, &snat_flows("nat(src=10.0.0.100:5000)"));
+    r.send(1, &udp4(INSIDE, OUTSIDE, 53, 80));
+    assert_eq!(tuple_of(&one(&r, 2)).2, 5000);
+    // Another client port to the same server needs the same single translated port.
+    r.send(1, &udp4(INSIDE, OUTSIDE, 54, 80));
+    assert_eq!(r.taken(), vec![0, 0]);
+    assert_eq!(r.drop_count("nat_exhausted"), 1);
+    assert_eq!(
+        r.dp.conntrack()
+            .invalid_count(conntrack::InvalidReason::NatExhausted),
+        1
+    );
+    r.dp.shutdown();
+}
+
+#[test]
+fn snat_ipv6_udp_and_icmpv6_error() {
+    use crate::execute::testutil::{icmp, ipv6, verify_checksums};
+    let r = Rig::new(
+        1,
+        2,
+        300,
+        &snat_flows_for("ipv6", "nat(src=[fd00::100]:4000-4000)"),
+    );
+    let ip = |s: &str| -> [u8; 16] { s.parse::<std::net::Ipv6Addr>().unwrap().octets() };
+    let (inside, outside, gw) = (ip("fd00::1"), ip("fd00::2"), ip("fd00::100"));
+    let f = eth(
+        B,
+        A,
+        None,
+        0x86dd,
+        &ipv6(inside, outside, 17, 64, &udp(53, 80, b"v6")),
+    );
+    r.send(1, &f);
+    let out = one(&r, 2);
+    verify_checksums(&out).unwrap();
+    assert_eq!(&out[14 + 8..14 + 24], &gw);
+    assert_eq!(u16::from_be_bytes([out[54], out[55]]), 4000);
+    // The reply comes back to the client.
+    let reply = eth(
+        A,
+        B,
+        None,
+        0x86dd,
+        &ipv6(outside, gw, 17, 64, &udp(80, 4000, b"v6")),
+    );
+    r.send(2, &reply);
+    let back = one(&r, 1);
+    verify_checksums(&back).unwrap();
+    assert_eq!(&back[14 + 24..14 + 40], &inside);
+    assert_eq!(u16::from_be_bytes([back[56], back[57]]), 53);
+    // Destination unreachable (ICMPv6 type 1) quoting the translated datagram: outer and
+    // inner translated, the ICMPv6 checksum (pseudo-header included) valid.
+    let quoted = &out[14..14 + 48];
+    let err = eth(
+        A,
+        B,
+        None,
+        0x86dd,
+        &ipv6(outside, gw, 58, 64, &icmp(1, 4, quoted)),
+    );
+    r.send(2, &err);
+    let e = one(&r, 1);
+    verify_checksums(&e).unwrap();
+    assert_eq!(&e[14 + 24..14 + 40], &inside);
+    let inner = &e[14 + 40 + 8..];
+    assert_eq!(&inner[8..24], &inside);
+    assert_eq!(u16::from_be_bytes([inner[40], inner[41]]), 53);
+    r.dp.shutdown();
+}

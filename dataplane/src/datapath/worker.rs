@@ -617,14 +617,29 @@ impl Worker {
                 if let Some(r) = entry.drop_reason {
                     emit.drops[stats::xlate(r)] += 1;
                 }
+                // Set when NAT refuses the packet: nothing after that `ct` may send it on.
+                let mut refused = false;
                 let res = execute(&entry.actions, &mut bufs[i], layout, key, &mut |eg, b| {
+                    if refused {
+                        return;
+                    }
                     let Egress::Ct(req) = eg else {
                         return emit.output(eg, b.data());
                     };
-                    let Some((k, _)) =
-                        ct::track(&shared.conntrack, &req, b.data(), in_port, now_ms)
-                    else {
-                        return;
+                    let k = match ct::track(&shared.conntrack, &req, b.data_mut(), in_port, now_ms)
+                    {
+                        ct::Tracked::Go(Some((k, _))) => k,
+                        ct::Tracked::Go(None) => return,
+                        ct::Tracked::NatExhausted => {
+                            refused = true;
+                            emit.drops[stats::NAT_EXHAUSTED] += 1;
+                            return;
+                        }
+                        ct::Tracked::Truncated => {
+                            refused = true;
+                            emit.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
+                            return;
+                        }
                     };
                     let table = recirc_table(k.w[RECIRC_WORD] as u32);
                     match table {
@@ -642,6 +657,11 @@ impl Worker {
                         _ => emit.drops[stats::RECIRC_TOO_DEEP] += 1,
                     }
                 });
+                if refused {
+                    // Recirculations queued before the refusal are of the same packet.
+                    recirc.clear();
+                    break;
+                }
                 if let Err(e) = res {
                     emit.drops[stats::exec(e)] += 1;
                     break;

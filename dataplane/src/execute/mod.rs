@@ -13,9 +13,11 @@
 //! checks every access: a frame shorter than the layout claims is reported as
 //! [`ExecError::Truncated`] (a drop), never a panic.
 //!
-//! `Ct` is not executed here: the executor gathers it with its `exec` modifiers into an
+//! `Ct` is not executed here: the executor gathers it with its `nat`/`exec` modifiers into an
 //! [`Egress::Ct`] for the caller (the datapath worker owns the connection tracker), then goes
-//! on with the next action.
+//! on with the next action. The caller gets the frame mutably so that it can apply the NAT
+//! rewrite conntrack reports in place, through the same checksum-patching helpers as the
+//! `Set*` actions (`apply_nat`); the rest of the list then works on the translated frame.
 //!
 //! `PushVlan` needs 4 bytes in front of the frame: [`PacketBuf`] keeps headroom so the MAC
 //! addresses move 4 bytes forward instead of the whole frame moving back.
@@ -32,7 +34,10 @@ use crate::checksum::{crc32c, udp_fixup, update128, update16, update32, update_b
 use crate::key::FlowKey;
 use crate::packet::Layout;
 use crate::xlate::{ControllerReason, DpAction, Mac};
+use conntrack::nat::{NatKind, NatRequest, Rewrite};
+use control::flow::ast::NatKind as AstNatKind;
 use control::flow::field::{nw_frag, Field};
+use std::net::IpAddr;
 
 /// Where an output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +73,8 @@ pub struct CtRequest {
     pub mark: Option<(u32, u32)>,
     /// `ct_label` (value, mask) to set on commit.
     pub label: Option<(u128, u128)>,
+    /// `nat(...)`, if given.
+    pub nat: Option<NatRequest>,
 }
 
 impl CtRequest {
@@ -79,9 +86,39 @@ impl CtRequest {
             recirc,
             mark: None,
             label: None,
+            nat: None,
         };
         for a in rest {
             match *a {
+                DpAction::CtNat {
+                    kind,
+                    ports,
+                    random,
+                    persistent,
+                    hash,
+                } => {
+                    r.nat = Some(NatRequest {
+                        kind: kind.map(|k| match k {
+                            AstNatKind::Src => NatKind::Src,
+                            AstNatKind::Dst => NatKind::Dst,
+                        }),
+                        addrs: None,
+                        ports,
+                        random,
+                        persistent,
+                        hash,
+                    })
+                }
+                DpAction::CtNatAddr { max, addr } => {
+                    if let Some(n) = r.nat.as_mut() {
+                        let (lo, hi) = n.addrs.get_or_insert((addr, addr));
+                        if max {
+                            *hi = addr;
+                        } else {
+                            *lo = addr;
+                        }
+                    }
+                }
                 DpAction::CtSetMark { value, mask } => r.mark = Some((value, mask)),
                 DpAction::CtSetLabel { high, value, mask } => {
                     let (v, m) = r.label.unwrap_or((0, 0));
@@ -204,7 +241,7 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
     buf: &mut PacketBuf<B>,
     layout: Layout,
     key: &FlowKey,
-    out: &mut impl FnMut(Egress, &PacketBuf<B>),
+    out: &mut impl FnMut(Egress, &mut PacketBuf<B>),
 ) -> Result<(), ExecError> {
     let mut layout = layout;
     let later = key.get(Field::IpFrag) as u8 & nw_frag::LATER != 0;
@@ -227,7 +264,10 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
                 buf,
             ),
             // Consumed with their `Ct`.
-            DpAction::CtSetMark { .. } | DpAction::CtSetLabel { .. } => {}
+            DpAction::CtSetMark { .. }
+            | DpAction::CtSetLabel { .. }
+            | DpAction::CtNat { .. }
+            | DpAction::CtNatAddr { .. } => {}
             DpAction::Normal => out(Egress::Normal, buf),
             DpAction::Controller {
                 reason,
@@ -477,6 +517,111 @@ fn set_nd_opts(d: &mut [u8], h: &Hdrs, sll: Option<Mac>, tll: Option<Mac>) -> R<
             fix(d, l4 + 2, |c| update_bytes(c, &old, &new))?;
         }
         o += usize::from(len) * 8;
+    }
+    Ok(())
+}
+
+/// Apply a NAT rewrite from conntrack to the frame `d` (flow key `key`, headers at `layout`)
+/// in place, checksums patched. For an ICMP error, `rewrite` is for the outer header and
+/// `inner` for the quoted packet: the quoted IP header checksum is patched and the ICMP
+/// checksum recomputed over the message (errors are rare; a recomputation covers every byte
+/// changed inside it at once). The quoted L4 checksum is left alone, as the conntrack crate
+/// decides (the quote is often truncated, so it cannot be verified anyway).
+pub(crate) fn apply_nat(
+    d: &mut [u8],
+    layout: Layout,
+    key: &FlowKey,
+    rewrite: Option<&Rewrite>,
+    inner: Option<&Rewrite>,
+) -> Result<(), ExecError> {
+    let later = key.get(Field::IpFrag) as u8 & nw_frag::LATER != 0;
+    let opt = |o: u16| (o != Layout::NONE).then_some(usize::from(o));
+    let h = Hdrs {
+        eth_type: key.get(Field::EthType) as u16,
+        proto: key.get(Field::IpProto) as u8,
+        l3: opt(layout.l3),
+        l4: if later { None } else { opt(layout.l4) },
+    };
+    if let Some(rw) = rewrite {
+        rewrite_hdrs(d, &h, rw)?;
+    }
+    let (Some(rw), Some(l4)) = (inner, h.l4) else {
+        return Ok(());
+    };
+    // The quoted packet: an IP header of the same family right after the 8-byte ICMP header.
+    let q3 = l4 + 8;
+    let (qproto, q4) = match h.eth_type {
+        0x0800 => (
+            rd::<1>(d, q3 + 9)?[0],
+            q3 + usize::from(rd::<1>(d, q3)?[0] & 0x0f) * 4,
+        ),
+        _ => (rd::<1>(d, q3 + 6)?[0], q3 + 40),
+    };
+    let q = Hdrs {
+        eth_type: h.eth_type,
+        proto: qproto,
+        l3: Some(q3),
+        // Ports of the quoted L4 header are rewritten (if quoted); its checksum is not.
+        l4: None,
+    };
+    rewrite_hdrs(d, &q, rw)?;
+    let end = h.ip_end(d)?;
+    let port = |d: &mut [u8], at: usize, v: Option<u16>| -> R<()> {
+        match v {
+            Some(v) if at + 2 <= end => wr(d, at, &v.to_be_bytes()),
+            _ => Ok(()),
+        }
+    };
+    match qproto {
+        6 | 17 | 132 => {
+            port(d, q4, rw.src.and_then(|s| s.1))?;
+            port(d, q4 + 2, rw.dst.and_then(|s| s.1))?;
+        }
+        1 | 58 => port(d, q4 + 4, rw.icmp_id)?,
+        _ => {}
+    }
+    // Recompute the ICMP checksum (ICMPv6: with the pseudo-header of the outer addresses,
+    // already rewritten).
+    let (csum_at, pseudo) = match h.eth_type {
+        0x0800 => (l4 + 2, 0),
+        _ => {
+            let l3 = h.l3()?;
+            let src = rd::<16>(d, l3 + 8)?;
+            let dst = rd::<16>(d, l3 + 24)?;
+            (
+                l4 + 2,
+                crate::checksum::pseudo_v6(&src, &dst, 58, (end - l4) as u32),
+            )
+        }
+    };
+    wr(d, csum_at, &[0, 0])?;
+    let c = crate::checksum::checksum_with(pseudo, d.get(l4..end).ok_or(ExecError::Truncated)?);
+    wr(d, csum_at, &c.to_be_bytes())
+}
+
+/// Addresses, ports and ICMP id of `rw` on the headers `h` describes.
+fn rewrite_hdrs(d: &mut [u8], h: &Hdrs, rw: &Rewrite) -> R<()> {
+    for (is_src, side) in [(true, rw.src), (false, rw.dst)] {
+        let Some((addr, port)) = side else { continue };
+        match addr {
+            IpAddr::V4(a) => {
+                let a = Some(u32::from(a));
+                let (s, t) = if is_src { (a, None) } else { (None, a) };
+                set_ipv4(d, h, s, t, None, None)?;
+            }
+            IpAddr::V6(a) => set_ipv6_addr(d, h, if is_src { 8 } else { 24 }, a.octets())?,
+        }
+        if port.is_some() {
+            let (s, t) = if is_src { (port, None) } else { (None, port) };
+            set_ports(d, h, s, t)?;
+        }
+    }
+    if let (Some(id), Some(l4)) = (rw.icmp_id, h.l4) {
+        // Echo request/reply identifier; the ICMP checksum covers it (not the pseudo-header
+        // for ICMPv4; for ICMPv6 the address part was patched above).
+        let old = rd16(d, l4 + 4)?;
+        wr(d, l4 + 4, &id.to_be_bytes())?;
+        fix(d, l4 + 2, |c| update16(c, old, id))?;
     }
     Ok(())
 }

@@ -16,9 +16,13 @@ fn exec(frame: &[u8], in_port: u32, actions: &[DpAction]) -> Vec<(Egress, Vec<u8
     let (key, layout) = extract_at_port(frame, in_port).expect("test frame parses");
     let mut buf = PacketBuf::from_frame(frame);
     let mut outs = Vec::new();
-    execute(actions, &mut buf, layout, &key, &mut |e, b: &PacketBuf| {
-        outs.push((e, b.data().to_vec()))
-    })
+    execute(
+        actions,
+        &mut buf,
+        layout,
+        &key,
+        &mut |e, b: &mut PacketBuf| outs.push((e, b.data().to_vec())),
+    )
     .expect("execute");
     outs
 }
@@ -503,7 +507,7 @@ fn seed_a_arp_responder() {
         &mut buf,
         layout,
         &key,
-        &mut |e, b: &PacketBuf| sent.push((e, b.data().to_vec())),
+        &mut |e, b: &mut PacketBuf| sent.push((e, b.data().to_vec())),
     )
     .unwrap();
     assert_eq!(sent.len(), 1);
@@ -601,7 +605,7 @@ fn seed_b_floating_ip_dnat() {
         &mut buf,
         layout,
         &key,
-        &mut |e, b: &PacketBuf| sent.push((e, b.data().to_vec())),
+        &mut |e, b: &mut PacketBuf| sent.push((e, b.data().to_vec())),
     )
     .unwrap();
     let g = &sent[0].1;
@@ -670,7 +674,7 @@ fn seed_c_floating_ip_snat_routed() {
         &mut buf,
         layout,
         &key,
-        &mut |e, b: &PacketBuf| sent.push((e, b.data().to_vec())),
+        &mut |e, b: &mut PacketBuf| sent.push((e, b.data().to_vec())),
     )
     .unwrap();
     assert_eq!(sent[0].0, Egress::Port(5));
@@ -824,7 +828,7 @@ mod prop {
             let o = translate(&p, &key);
             let mut buf = PacketBuf::from_frame(&f);
             let mut sent = Vec::new();
-            execute(&o.actions, &mut buf, layout, &key, &mut |e, b: &PacketBuf| {
+            execute(&o.actions, &mut buf, layout, &key, &mut |e, b: &mut PacketBuf| {
                 sent.push((e, b.data().to_vec()))
             }).unwrap();
             if o.drop_reason == Some(DropReason::TtlExceeded) {

@@ -5,8 +5,10 @@
 //! changed (`None` = leave as is), and wide fields (IPv6 addresses, the ND target) get variants
 //! of their own rather than widening every action.
 
+use control::flow::ast::NatKind;
 use serde::Serialize;
 use std::fmt;
+use std::net::IpAddr;
 
 /// A MAC address in wire order.
 pub type Mac = [u8; 6];
@@ -183,6 +185,28 @@ pub enum DpAction {
         /// Which bits.
         mask: u64,
     },
+    /// `nat(...)` of the preceding [`DpAction::Ct`]; its address range follows as
+    /// [`DpAction::CtNatAddr`] (split so that this enum stays at 24 bytes and `Copy`: no
+    /// allocation when the request is handed to conntrack).
+    CtNat {
+        /// `src`/`dst`; `None` for a bare `nat`.
+        kind: Option<NatKind>,
+        /// Port range, inclusive.
+        ports: Option<(u16, u16)>,
+        /// `random`.
+        random: bool,
+        /// `persistent`.
+        persistent: bool,
+        /// `hash`.
+        hash: bool,
+    },
+    /// One end of the address range of the preceding [`DpAction::CtNat`].
+    CtNatAddr {
+        /// The last address (else the first).
+        max: bool,
+        /// The address.
+        addr: IpAddr,
+    },
 }
 
 struct MacFmt(Mac);
@@ -310,6 +334,36 @@ impl fmt::Display for DpAction {
                 Ok(())
             }
             DpAction::CtSetMark { value, mask } => write!(f, "ct_mark({value:#x}/{mask:#x})"),
+            DpAction::CtNat {
+                kind,
+                ports,
+                random,
+                persistent,
+                hash,
+            } => {
+                f.write_str("nat(")?;
+                match kind {
+                    Some(NatKind::Src) => f.write_str("src")?,
+                    Some(NatKind::Dst) => f.write_str("dst")?,
+                    None => f.write_str("bare")?,
+                }
+                if let Some((a, b)) = ports {
+                    write!(f, ",ports={a}-{b}")?;
+                }
+                for (on, name) in [
+                    (random, "random"),
+                    (persistent, "persistent"),
+                    (hash, "hash"),
+                ] {
+                    if on {
+                        write!(f, ",{name}")?;
+                    }
+                }
+                f.write_str(")")
+            }
+            DpAction::CtNatAddr { max, addr } => {
+                write!(f, "nat_addr_{}({addr})", if max { "max" } else { "min" })
+            }
             DpAction::CtSetLabel { high, value, mask } => write!(
                 f,
                 "ct_label_{}({value:#x}/{mask:#x})",

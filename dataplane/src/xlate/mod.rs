@@ -33,14 +33,17 @@
 //!   packet is dropped, [`DropReason::ResubmitLoop`]); total lookups per packet to
 //!   [`MAX_LOOKUPS`] (a rule that resubmits twice at every level is exponential without it);
 //!   emitted actions to [`MAX_DP_ACTIONS`]. `goto_table` must go forward. Actions the
-//!   datapath cannot run yet (`group`, `ct(nat)`) drop with [`DropReason::Unsupported`]
+//!   datapath cannot run yet (`group`) drop with [`DropReason::Unsupported`]
 //!   rather than panic, although the daemon rejects them at add time.
 //!
 //! # Conntrack and recirculation
 //!
 //! `ct(...)` commits pending header rewrites (conntrack sees the frame as the key describes
 //! it) and emits [`DpAction::Ct`] with the zone resolved (a register zone is read from the key
-//! and joins the megaflow mask) and the `exec` mark/label writes as modifiers. As in Open
+//! and joins the megaflow mask) and the `nat(...)` request ([`DpAction::CtNat`],
+//! [`DpAction::CtNatAddr`]) and `exec` mark/label writes as modifiers. The datapath applies
+//! the NAT rewrite to the frame itself, so the rest of the list and a recirculated pass see
+//! the translated packet. As in Open
 //! vSwitch the packet itself goes on with the rest of the action list, its conntrack fields
 //! unchanged; with `table=T` the datapath also translates a copy of the key, its `ct_*` fields
 //! set by conntrack and its recirculation id set to [`recirc_id`]`(T)`, from table `T`
@@ -601,9 +604,6 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
 
     /// `ct(...)`: see the module documentation.
     fn ct(&mut self, ct: &CtAction, depth: u32) {
-        if ct.nat.is_some() {
-            return self.fail(DropReason::Unsupported, depth);
-        }
         let zone = match &ct.zone {
             None => 0,
             Some(CtZoneSrc::Value(z)) => *z,
@@ -650,6 +650,34 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             },
             depth,
         );
+        if let Some(nat) = &ct.nat {
+            self.push(
+                DpAction::CtNat {
+                    kind: nat.kind,
+                    ports: nat.ports,
+                    random: nat.random,
+                    persistent: nat.persistent,
+                    hash: nat.hash,
+                },
+                depth,
+            );
+            if let Some((lo, hi)) = nat.addrs {
+                self.push(
+                    DpAction::CtNatAddr {
+                        max: false,
+                        addr: lo,
+                    },
+                    depth,
+                );
+                self.push(
+                    DpAction::CtNatAddr {
+                        max: true,
+                        addr: hi,
+                    },
+                    depth,
+                );
+            }
+        }
         if let Some((value, mask)) = mark {
             self.push(DpAction::CtSetMark { value, mask }, depth);
         }

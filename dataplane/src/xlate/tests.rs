@@ -969,7 +969,7 @@ fn ct_zone_from_register_joins_the_mask() {
 }
 
 #[test]
-fn ct_nat_and_bad_exec_are_refused() {
+fn ct_bad_exec_is_refused() {
     let mut ct = ct_action(true, None, None);
     if let Action::Ct(c) = &mut ct {
         c.exec = vec![set(Field::Reg(0), 1)];
@@ -977,6 +977,50 @@ fn ct_nat_and_bad_exec_are_refused() {
     let p = pipeline(&[spec(0, 10, &[], vec![ct, out(2)])]);
     let o = run(&p, &tcp_key(1, 1, 2, 3, 4));
     assert_eq!(o.drop_reason, Some(DropReason::InvalidAction));
+}
+
+#[test]
+fn ct_nat_emits_its_request_as_modifiers() {
+    let nat = control::flow::ast::NatSpec {
+        kind: Some(control::flow::ast::NatKind::Src),
+        addrs: Some(("1.2.3.4".parse().unwrap(), "1.2.3.9".parse().unwrap())),
+        ports: Some((100, 200)),
+        random: true,
+        persistent: false,
+        hash: false,
+    };
+    let mut ct = ct_action(true, Some(CtZoneSrc::Value(5)), Some(1));
+    if let Action::Ct(c) = &mut ct {
+        c.nat = Some(nat);
+    }
+    let p = pipeline(&[spec(0, 10, &[], vec![ct])]);
+    let o = run(&p, &tcp_key(1, 1, 2, 3, 4));
+    assert_eq!(o.drop_reason, None);
+    assert_eq!(
+        super::DpActions(&o.actions).to_string(),
+        "ct(commit,zone=5),recirc(0x2),nat(src,ports=100-200,random),\
+         nat_addr_min(1.2.3.4),nat_addr_max(1.2.3.9)"
+    );
+    // The executor hands conntrack the request as written.
+    let mut seen = None;
+    let f = crate::execute::testutil::tcp4_frame([1, 1, 1, 1], [2, 2, 2, 2], 3, 4, 0);
+    let (k, l) = crate::execute::testutil::extract_at_port(&f, 1).unwrap();
+    let mut buf = crate::execute::PacketBuf::from_frame(&f);
+    crate::execute::execute(&o.actions, &mut buf, l, &k, &mut |e, _| {
+        if let crate::execute::Egress::Ct(r) = e {
+            seen = r.nat;
+        }
+    })
+    .unwrap();
+    let want = conntrack::NatRequest {
+        random: true,
+        ..conntrack::NatRequest::snat("1.2.3.4".parse().unwrap()).with_ports(100, 200)
+    };
+    let want = conntrack::NatRequest {
+        addrs: Some(("1.2.3.4".parse().unwrap(), "1.2.3.9".parse().unwrap())),
+        ..want
+    };
+    assert_eq!(seen, Some(want));
 }
 
 #[test]
