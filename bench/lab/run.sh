@@ -282,6 +282,10 @@ ovs_env() { env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR"
 vsctl() { ovs_env "$OVS_VSCTL" --db="unix:$OVS_DIR/db.sock" --timeout=10 "$@"; }
 ovs_appctl() { ovs_env ovs-appctl -t "$OVS_DIR/vswitchd.ctl" --timeout=10 "$@"; }
 setup_ovs() {
+    # The userspace datapath creates a tap named ovs-netdev; remove it at teardown only if this
+    # run created it (never touch one that belongs to someone else).
+    OVS_NETDEV_PREEXISTING=
+    ip link show ovs-netdev >/dev/null 2>&1 && OVS_NETDEV_PREEXISTING=1
     mkdir -p "$OVS_DIR/etc"
     ovsdb-tool create "$OVS_DIR/conf.db" "$OVS_SCHEMA" || return 1
     spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c 1 ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
@@ -329,7 +333,9 @@ teardown_ovs() {
     # Never leave an XDP program on our links, whatever OVS did.
     ip link set dev "$G1" xdp off 2>/dev/null || true
     ip link set dev "$S1" xdp off 2>/dev/null || true
+    [ -z "${OVS_NETDEV_PREEXISTING:-}" ] && ip link del ovs-netdev 2>/dev/null
     rm -rf "$OVS_DIR"
+    return 0
 }
 pre_ovs() { ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null; }
 post_ovs() {
