@@ -148,3 +148,31 @@ fn three_hosts_through_explicit_flows_count_exactly() {
         );
     }
 }
+
+#[test]
+fn trace_of_a_flood_flow_lists_the_bridges_ports() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let h = hosts(&lab, 57, 3);
+    let d = Daemon::lab("lab-trace-flood");
+    bridge_with_hosts(&d, "br0", &h, None);
+    d.swctl(&["add-flow", "br0", "priority=0 actions=flood"])
+        .expect_ok("add-flow");
+    let out = d
+        .swctl(&["trace", "br0", "in_port=2,udp,nw_dst=10.57.0.9"])
+        .expect_ok("trace");
+    // Every port but the ingress one, and nothing else.
+    assert!(out.contains("Output to port 1:"), "{out}");
+    assert!(out.contains("Output to port 3:"), "{out}");
+    assert!(!out.contains("Output to port 2:"), "{out}");
+    // A port that is deleted is no longer flooded to.
+    d.swctl(&["del-port", "br0", h[2].port()])
+        .expect_ok("del-port");
+    let out = d
+        .swctl(&["trace", "br0", "in_port=2,udp,nw_dst=10.57.0.9"])
+        .expect_ok("trace");
+    assert!(out.contains("Output to port 1:"), "{out}");
+    assert!(!out.contains("Output to port 3:"), "{out}");
+}

@@ -278,10 +278,17 @@ impl Switch {
             Command::ConntrackStats => self.conntrack_stats(),
             Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
             Command::Trace { bridge, packet } => {
-                let br = self
-                    .bridge(&bridge)
-                    .ok_or_else(|| no_such_bridge(&bridge))?;
-                trace_packet(&br, &packet).map(Reply::Trace)
+                // The ports that forward now are where flood/all would send the packet.
+                let (br, ports) = {
+                    let st = self.lock();
+                    let br = st
+                        .bridges
+                        .get(&bridge)
+                        .cloned()
+                        .ok_or_else(|| no_such_bridge(&bridge))?;
+                    (br, st.up_ofports(&bridge))
+                };
+                trace_packet(&br, &packet, &ports).map(Reply::Trace)
             }
         }
     }

@@ -133,6 +133,17 @@ impl State {
         })
     }
 
+    /// OpenFlow numbers of `bridge`'s ports that are up (what `flood`/`all` reach).
+    pub(super) fn up_ofports(&self, bridge: &str) -> Vec<u32> {
+        self.ports
+            .get(bridge)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| matches!(p.state, PortState::Up(_)))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// Ports of `bridge` as `show` prints them.
     pub(super) fn port_show(&self, bridge: &str) -> Vec<PortShow> {
         self.ports

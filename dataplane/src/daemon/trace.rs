@@ -62,14 +62,18 @@ fn prepare(packet: &TracePacket) -> Result<Prepared, ErrorReply> {
     }
 }
 
-/// Trace `packet` through `bridge`'s current pipeline.
-pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply, ErrorReply> {
+/// Trace `packet` through `bridge`'s current pipeline; `ports` are the bridge's forwarding
+/// ofports (where `flood` and `all` go).
+pub fn trace_packet(
+    bridge: &Bridge,
+    packet: &TracePacket,
+    ports: &[u32],
+) -> Result<TraceReply, ErrorReply> {
     let p = prepare(packet)?;
     let pipeline = bridge.pipeline();
     let ctx = XlateCtx {
         pipeline: &pipeline,
-        // Ports arrive with the next issue; flood/all have nowhere to go yet.
-        ports: &[],
+        ports,
         now_ms: now_ms(),
         packet_len: p.frame.len() as u64,
     };
@@ -124,7 +128,9 @@ pub fn trace_packet(bridge: &Bridge, packet: &TracePacket) -> Result<TraceReply,
         };
         let target = match egress {
             Egress::Port(p) => format!("port {p}"),
-            Egress::Normal => "NORMAL (MAC learning arrives with ports)".to_string(),
+            Egress::Normal => {
+                "NORMAL (decided per packet by the MAC learning table: see fdb-show)".to_string()
+            }
             Egress::Ct(_) => continue,
             Egress::Controller { reason, .. } => {
                 format!(

@@ -848,12 +848,15 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
                 }
             }
             OutputPort::Normal => {
-                // The learning switch will decide on these; keep them in the megaflow now so
-                // cached entries stay valid when it lands.
+                // The learning switch decides per packet at execution from these fields; keep
+                // them in the megaflow so a cached entry never serves another L2 context.
                 for f in [Field::InPort, Field::EthSrc, Field::EthDst, Field::VlanTci] {
                     mark_field(&mut self.out.wc, f);
                 }
-                self.note(depth, "normal: MAC learning arrives with ports");
+                self.note(
+                    depth,
+                    "normal: the MAC learning table decides per packet (see fdb-show)",
+                );
                 self.commit();
                 self.push(DpAction::Normal, depth);
                 self.any_output = true;

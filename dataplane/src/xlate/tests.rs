@@ -860,7 +860,7 @@ fn trace_indents_resubmits_and_shows_outputs() {
         " 0. in_port=1, priority 100\n",
         "    [Resubmit { port: Some(9), table: Some(5) }]\n     5. in_port=9, priority 7\n",
         "\n         >> skipped: output to the input port (use IN_PORT)\n",
-        "\n         >> normal: MAC learning arrives with ports\n",
+        "\n         >> normal: the MAC learning table decides per packet (see fdb-show)\n",
         "     ip_src: 0.0.0.1 -> 10.0.0.9\n",
         "     -> set(ipv4(src=10.0.0.9)),2\n",
         "Datapath actions: normal,set(ipv4(src=10.0.0.9)),2\n",
