@@ -11,6 +11,7 @@ pub mod bridge;
 mod conntrack;
 pub mod db;
 pub mod handlers;
+pub mod ownership;
 pub mod ports;
 pub mod server;
 pub mod trace;
