@@ -173,10 +173,10 @@ pub mod tcp;
 pub mod tuple;
 pub mod udp;
 
-pub use config::{Config, Profile, Timeouts, ZoneConfig};
+pub use config::{Config, InvalidAction, Profile, Timeouts, ZoneConfig};
 pub use nat::{NatKind, NatRequest, NatVerdict, Rewrite};
 pub use packet::{tcp_flags, InnerTuple, PacketInfo, TcpInfo, L4};
-pub use stats::InvalidReason;
+pub use stats::{InvalidReason, ZoneInvalid};
 pub use table::{entry_nominal_size, Conntrack, EntryId, EntryInfo, MemoryReport, Verdict};
 pub use tcp::TcpState;
 pub use tuple::{proto, Dir, Tuple};

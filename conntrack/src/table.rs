@@ -6,13 +6,13 @@ use std::sync::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::config::{Config, Profile, ZoneConfig};
+use crate::config::{Config, InvalidAction, Profile, ZoneConfig};
 use crate::expiry::{ExpiryQueue, Timer};
 use crate::icmp::{self, IcmpKind};
 use crate::limits::{Full, Limits};
 use crate::nat::{self, Candidates, NatKind, NatRequest, NatVerdict, Rewrite};
 use crate::packet::{PacketInfo, L4};
-use crate::stats::{Event, InvalidReason, Stats};
+use crate::stats::{Event, InvalidReason, Stats, ZoneInvalid};
 use crate::tcp::{self, Outcome, TcpConn};
 use crate::tuple::{proto, Dir, Tuple};
 use crate::udp::UdpState;
@@ -102,6 +102,11 @@ impl Entry {
         }
     }
 
+    /// A TCP connection established one-sided (profile `Asym`), reply never seen.
+    fn one_sided(&self) -> bool {
+        matches!(&self.proto, ProtoState::Tcp(c) if c.is_one_sided())
+    }
+
     fn state_name(&self) -> &'static str {
         match &self.proto {
             ProtoState::Tcp(c) => c.state.name(),
@@ -119,7 +124,7 @@ impl Entry {
     fn compute_timeout(&self, cfg: &ZoneConfig) -> u32 {
         let t = &cfg.timeouts;
         match &self.proto {
-            ProtoState::Tcp(c) => c.state.timeout(t),
+            ProtoState::Tcp(c) => c.timeout(t),
             ProtoState::Udp(s) => s.timeout(t),
             ProtoState::Icmp { .. } => t.icmp,
             ProtoState::Other => t.other,
@@ -177,6 +182,9 @@ pub struct Verdict {
     pub mark: u32,
     /// The entry's `ct_label` (0 without an entry).
     pub label: u128,
+    /// For an invalid packet, what the zone says `ct()` does with it (counted already: a
+    /// `Drop` is in the zone's dropped counters); `Flows` otherwise.
+    pub action: InvalidAction,
 }
 
 impl Verdict {
@@ -187,6 +195,7 @@ impl Verdict {
             invalid: Some(r),
             mark: 0,
             label: 0,
+            action: InvalidAction::Flows,
         }
     }
 
@@ -229,6 +238,8 @@ pub struct EntryInfo {
     pub snat: bool,
     /// Destination-NATed: the reply tuple's source is the translated destination.
     pub dnat: bool,
+    /// Established one-sided (profile `Asym`): only the original direction was ever seen.
+    pub one_sided: bool,
 }
 
 /// Memory used by the table.
@@ -274,6 +285,8 @@ struct Shard {
     /// Live NATed entries of this shard (while 0 and `remote` is empty, no reply key here can
     /// differ from the reverse of an original key, and a new connection skips one lookup).
     nat_live: usize,
+    /// Live one-sided entries of this shard.
+    one_sided: usize,
 }
 
 fn link(slot: u32, dir: Dir) -> u32 {
@@ -303,6 +316,7 @@ impl Shard {
             remote: FxHashMap::default(),
             orphans: Vec::new(),
             nat_live: 0,
+            one_sided: 0,
         }
     }
 
@@ -404,6 +418,9 @@ impl Shard {
         let e = &mut self.slab[slot as usize];
         if e.flags & (F_SNAT | F_DNAT) != 0 {
             self.nat_live -= 1;
+        }
+        if e.one_sided() {
+            self.one_sided -= 1;
         }
         e.flags = 0;
         e.gen = e.gen.wrapping_add(1);
@@ -549,7 +566,7 @@ impl Conntrack {
                 .collect(),
             mask: n - 1,
             limits: Limits::new(cfg.global_limit),
-            stats: Stats::default(),
+            stats: Stats::new(cfg.default_zone.invalid),
             drop_cursor: AtomicUsize::new(0),
             seed: nat::random_seed(),
             nat_counter: AtomicU64::new(0),
@@ -635,6 +652,7 @@ impl Conntrack {
         for i in 0..self.shards.len() {
             self.lock(i).zones.insert(zone, cfg);
         }
+        self.stats.set_action(zone, cfg.invalid);
     }
 
     /// The configuration in force for `zone`.
@@ -679,7 +697,7 @@ impl Conntrack {
             inner_rewrite: None,
         };
         if let Err(r) = validate(pkt) {
-            return plain(self.invalid(r));
+            return plain(self.invalid(pkt.zone, r));
         }
         if let L4::Icmp {
             icmp_type, inner, ..
@@ -716,7 +734,7 @@ impl Conntrack {
                 Step::Full(which) => {
                     let zone = (which == Full::Zone).then_some(pkt.zone);
                     if early_dropped || !self.early_drop(zone, now) {
-                        return plain(self.invalid(InvalidReason::TableFull));
+                        return plain(self.invalid(pkt.zone, InvalidReason::TableFull));
                     }
                     early_dropped = true;
                 }
@@ -724,12 +742,23 @@ impl Conntrack {
             }
         }
         // Only a storm of races with other shards gets here.
-        plain(self.invalid(InvalidReason::ReplyInUse))
+        plain(self.invalid(pkt.zone, InvalidReason::ReplyInUse))
     }
 
-    fn invalid(&self, r: InvalidReason) -> Verdict {
-        self.stats.invalid(r);
-        Verdict::invalid(r)
+    /// Count an invalid packet of `zone`; the verdict carries the zone's action for it.
+    fn invalid(&self, zone: u16, r: InvalidReason) -> Verdict {
+        let action = self.stats.invalid(zone, r);
+        Verdict {
+            action,
+            ..Verdict::invalid(r)
+        }
+    }
+
+    /// A frame `ct()` could not describe (not IP, a fragment, truncated headers) in `zone`:
+    /// counted `untrackable` like any invalid packet (the verdict is `+trk+inv` and carries
+    /// the zone's action).
+    pub fn untrackable(&self, zone: u16) -> Verdict {
+        self.invalid(zone, InvalidReason::Untrackable)
     }
 
     fn release_all(&self, zones: &[u16]) {
@@ -762,7 +791,7 @@ impl Conntrack {
                 // left yet, so this is no reply; and it must not open a second connection
                 // with the same key.
                 self.unlock(home, g);
-                return Step::done(self.invalid(InvalidReason::ReplyInUse));
+                return Step::done(self.invalid(pkt.zone, InvalidReason::ReplyInUse));
             }
             Located::Absent(g) => (home, g),
             Located::Found(si, mut shard, slot, dir) => {
@@ -772,11 +801,23 @@ impl Conntrack {
                     // Past its timeout but its timer has not popped yet: it is gone.
                     expired.push(shard.remove(slot));
                 } else {
-                    match update(e, dir, pkt, cfg.profile) {
+                    let was_one_sided = e.one_sided();
+                    let res = update(e, dir, pkt, cfg.profile);
+                    let one_sided = e.one_sided();
+                    if one_sided != was_one_sided {
+                        if one_sided {
+                            shard.one_sided += 1;
+                            self.stats.event(Event::OneSided, 1);
+                        } else {
+                            shard.one_sided -= 1;
+                        }
+                    }
+                    let e = &mut shard.slab[slot as usize];
+                    match res {
                         Err(r) => {
                             self.unlock(si, shard);
                             self.release_all(&expired);
-                            return Step::done(self.invalid(r));
+                            return Step::done(self.invalid(pkt.zone, r));
                         }
                         Ok(Outcome::Reopen) => {
                             expired.push(shard.remove(slot));
@@ -795,6 +836,8 @@ impl Conntrack {
                             state |= match (dir, e.flags & F_SEEN_REPLY != 0) {
                                 (Dir::Reply, _) => ct_state::EST | ct_state::RPL,
                                 (Dir::Original, true) => ct_state::EST,
+                                // Established without its reply ever seen (profile `Asym`).
+                                (Dir::Original, false) if one_sided => ct_state::EST,
                                 (Dir::Original, false) => ct_state::NEW,
                             };
                             let rewrite = if nat.is_some() {
@@ -813,6 +856,7 @@ impl Conntrack {
                                 invalid: None,
                                 mark: e.mark,
                                 label: e.label(),
+                                action: InvalidAction::Flows,
                             };
                             shard.reschedule_if_earlier(slot);
                             self.unlock(si, shard);
@@ -842,7 +886,7 @@ impl Conntrack {
             Err(r) => {
                 self.unlock(si, shard);
                 self.release_all(&expired);
-                return Step::done(self.invalid(r));
+                return Step::done(self.invalid(pkt.zone, r));
             }
         };
         if reopened {
@@ -854,6 +898,7 @@ impl Conntrack {
             invalid: None,
             mark: 0,
             label: 0,
+            action: InvalidAction::Flows,
         };
         if !commit {
             self.unlock(si, shard);
@@ -868,7 +913,7 @@ impl Conntrack {
             // Our reply key is the reply (or reservation) of a NATed connection: storing a
             // second connection with it would make replies ambiguous.
             self.unlock(si, shard);
-            return Step::done(self.invalid(InvalidReason::ReplyInUse));
+            return Step::done(self.invalid(pkt.zone, InvalidReason::ReplyInUse));
         }
         if let Err(which) = self.limits.try_reserve(pkt.zone, cfg.limit) {
             self.unlock(si, shard);
@@ -916,7 +961,7 @@ impl Conntrack {
             Ok(c) => c,
             Err(_) => {
                 self.limits.release(pkt.zone);
-                return Step::done(self.invalid(InvalidReason::Malformed));
+                return Step::done(self.invalid(pkt.zone, InvalidReason::Malformed));
             }
         };
         let pending = RemoteRef {
@@ -937,7 +982,7 @@ impl Conntrack {
         let Some((reply, r)) = chosen else {
             self.limits.release(pkt.zone);
             self.stats.event(Event::NatExhausted, 1);
-            return Step::done(self.invalid(InvalidReason::NatExhausted));
+            return Step::done(self.invalid(pkt.zone, InvalidReason::NatExhausted));
         };
         let drop_reservation = |expect: RemoteRef| {
             let mut s = self.lock(r);
@@ -1007,6 +1052,7 @@ impl Conntrack {
                 invalid: None,
                 mark: 0,
                 label: 0,
+                action: InvalidAction::Flows,
             },
             rewrite,
         )
@@ -1028,12 +1074,12 @@ impl Conntrack {
             inner_rewrite: None,
         };
         let Some(inner) = inner else {
-            return plain(self.invalid(InvalidReason::Malformed));
+            return plain(self.invalid(pkt.zone, InvalidReason::Malformed));
         };
         // The error travels back to the quoted packet's sender; anything else is spoofed or
         // mangled. Both are as seen on this side of the NAT, so the check holds through it.
         if pkt.dst != inner.src || inner.src.is_ipv4() != pkt.src.is_ipv4() {
-            return plain(self.invalid(InvalidReason::IcmpMismatch));
+            return plain(self.invalid(pkt.zone, InvalidReason::IcmpMismatch));
         }
         let quoted = inner.tuple(pkt.zone);
         // Usually the error's own key (the quoted packet reversed) is indexed: the error
@@ -1056,7 +1102,7 @@ impl Conntrack {
             crossed = false;
         }
         let Some((si, shard, slot, dir)) = found else {
-            return plain(self.invalid(InvalidReason::IcmpNoConnection));
+            return plain(self.invalid(pkt.zone, InvalidReason::IcmpNoConnection));
         };
         let e = &shard.slab[slot as usize];
         let rpl = if dir == Dir::Reply { ct_state::RPL } else { 0 };
@@ -1084,6 +1130,7 @@ impl Conntrack {
             invalid: None,
             mark: e.mark,
             label: e.label(),
+            action: InvalidAction::Flows,
         };
         self.unlock(si, shard);
         NatVerdict {
@@ -1232,6 +1279,7 @@ impl Conntrack {
                     },
                     snat: e.flags & F_SNAT != 0,
                     dnat: e.flags & F_DNAT != 0,
+                    one_sided: e.one_sided(),
                 });
             }
         }
@@ -1277,6 +1325,17 @@ impl Conntrack {
     /// Event counters: created, expired, early_drop, flushed, reopened, nat_exhausted.
     pub fn event_counters(&self) -> Vec<(&'static str, u64)> {
         self.stats.event_counters()
+    }
+
+    /// One zone's invalid packets by reason, and those `ct()` dropped itself (zone action
+    /// `drop`); non-zero reasons only.
+    pub fn zone_invalid(&self, zone: u16) -> ZoneInvalid {
+        self.stats.zone_invalid(zone)
+    }
+
+    /// Live one-sided connections (profile `Asym`), all zones. Takes each shard lock in turn.
+    pub fn one_sided_count(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock(i).one_sided).sum()
     }
 
     /// Count of one invalid reason (convenience for tests and `swctl`).
@@ -1333,6 +1392,8 @@ impl Conntrack {
             let s = self.lock(i);
             let live = s.slab.iter().filter(|e| e.live()).count();
             assert_eq!(live, s.live);
+            let one_sided = s.slab.iter().filter(|e| e.live() && e.one_sided()).count();
+            assert_eq!(one_sided, s.one_sided, "one-sided count");
             for (slot, e) in s.slab.iter().enumerate().filter(|(_, e)| e.live()) {
                 assert_eq!(self.shard_of(&e.tuples[0]), i, "entry in its key's shard");
                 for d in [Dir::Original, Dir::Reply] {

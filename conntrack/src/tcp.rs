@@ -15,9 +15,47 @@
 //!
 //! The zone's [`Profile`] is an argument of `track`: `Strict` enforces windows, RST placement
 //! and SYN-ACK acknowledgment; `Liberal` runs the same state machine and still tracks the
-//! windows but accepts what the window checks would refuse. A future `Asym` profile (one-sided
-//! flows: an ACK with `seq == SYN + 1` after a SYN we saw establishes) is one more arm in
-//! `track`'s SYN_SENT handling and in `TcpConn::new`; nothing else needs to change.
+//! windows but accepts what the window checks would refuse; `Asym` is `Strict` plus one-sided
+//! connections.
+//!
+//! # One-sided connections (profile `Asym`)
+//!
+//! For a node that may see only the original direction (scenario S1's network node):
+//! - **Opening.** A SYN opens as under `Strict` (SYN_SENT). While nothing came back, an
+//!   original-direction ACK, ACK with data or FIN-ACK whose sequence number is exactly the
+//!   SYN's end (`SYN.seq + 1`, plus the SYN's data if it carried any) proves the originator
+//!   received the peer's SYN-ACK — it could not otherwise acknowledge anything — and
+//!   establishes the connection *one-sided* ([`Sides::OneSided`]): ESTABLISHED (FIN_WAIT for a
+//!   FIN-ACK), `+est`, never `+rpl`. The unseen direction's end is initialised from the ACK
+//!   (what the originator acknowledges is what the peer sent). Any other sequence number is
+//!   `asym_bad_seq`; an ACK with no SYN before it opens nothing (`not_new`, as always).
+//! - **Checks in the seen direction.** The peer's windows are unknown, so a segment is
+//!   accepted when it is *plausible* for the sender: its sequence range lies within
+//!   [`ONE_SIDED_SLACK`] of the highest sequence seen (retransmissions behind, segments beyond
+//!   data lost upstream ahead), and its acknowledgment within the same distance of the
+//!   highest one it sent (never checked against the unseen peer's sequence). A RST must fall
+//!   in the same range (`bad_rst` otherwise); FIN and RST close as usual. An
+//!   original-direction SYN on a one-sided connection that is closing (FIN_WAIT .. CLOSE)
+//!   reopens it: the peer's side of the close is never seen, the new SYN is the best evidence
+//!   the old connection is over.
+//! - **The reply appears.** A reply-direction segment on a one-sided connection is accepted
+//!   when its sequence number is plausible against what the originator acknowledged and its
+//!   acknowledgment does not cover data the originator never sent (a RST: within the
+//!   originator's receive window from its last acknowledgment, RFC 5961 style). The
+//!   connection becomes two-sided ([`Sides::PickedUp`]): the reply direction's window is
+//!   initialised from that segment (liberally: its window scale was negotiated in a SYN-ACK we
+//!   did not see), and from then on the connection is tracked like `Liberal` — windows
+//!   followed, not enforced — for the rest of its life, since its history has holes (Linux
+//!   does the same for connections picked up mid-stream). It is then no longer counted as
+//!   one-sided and gets the ordinary timeouts.
+//! - **Timeouts.** One-sided connections time out on their own timers:
+//!   `tcp_one_sided_established` and `tcp_one_sided_closing` ([`Timeouts`]); CLOSE after a
+//!   RST uses `tcp_close`.
+//! - **Not assured.** A one-sided entry is not protected from early drop: the originator
+//!   alone can create one (SYN, then ACK with the right number, no answer needed), so assured
+//!   one-sided entries would let anyone fill a zone with entries that cannot be evicted.
+//! - An entry's sidedness belongs to the entry: a one-sided connection keeps these rules if
+//!   the zone's profile changes; only `Asym` creates new ones.
 
 use serde::Serialize;
 
@@ -179,6 +217,14 @@ fn classify(flags: u8) -> Result<Class, InvalidReason> {
     })
 }
 
+/// The sequence number after a segment (SYN and FIN count one).
+fn seg_end(t: &TcpInfo) -> u32 {
+    t.seq
+        .wrapping_add(t.payload_len)
+        .wrapping_add(u32::from(t.flags & F::SYN != 0))
+        .wrapping_add(u32::from(t.flags & F::FIN != 0))
+}
+
 /// `a` comes before `b` in sequence space.
 fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
@@ -195,6 +241,24 @@ const DIR_MAXACK: u8 = 0x02;
 const MAX_WSCALE: u8 = 14;
 /// Linux's MAXACKWINCONST: slack for acknowledgments behind the receiver's end.
 const MAX_ACK_WIN: u32 = 66_000;
+
+/// How far (bytes of sequence space, each way) a segment of a one-sided connection may lie
+/// from the highest sequence number its sender used, and an acknowledgment from the highest
+/// one it sent. 8 MiB: above Linux's default maximum receive buffer (`tcp_rmem` 6 MiB), which
+/// bounds how far ahead a sender can be of data lost before reaching us. Blind injection into a
+/// one-sided connection needs a guess within this range (1 in 256 of the sequence space).
+pub const ONE_SIDED_SLACK: u32 = 1 << 23;
+
+/// Which directions of a connection this node has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sides {
+    /// Ordinary tracking: the SYN only so far, or both directions.
+    Both,
+    /// Established one-sided (profile `Asym`): only the original direction was ever seen.
+    OneSided,
+    /// Was one-sided, then the reply direction appeared: windows followed, not enforced.
+    PickedUp,
+}
 
 /// Window tracking of one direction (the sender's view).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -230,6 +294,7 @@ impl TcpDir {
 pub(crate) struct TcpConn {
     pub(crate) state: TcpState,
     dirs: [TcpDir; 2],
+    sides: Sides,
 }
 
 /// What the caller must do after `track` accepted a segment.
@@ -249,14 +314,34 @@ impl TcpConn {
             Class::Syn => Ok(TcpConn {
                 state: TcpState::SynSent,
                 dirs: [TcpDir::from_syn(t), TcpDir::default()],
+                sides: Sides::Both,
             }),
             _ => Err(InvalidReason::NotNew),
         }
     }
 
+    /// Established one-sided, reply never seen (profile `Asym`).
+    pub(crate) fn is_one_sided(&self) -> bool {
+        self.sides == Sides::OneSided
+    }
+
+    /// Timeout of the current state in seconds: one-sided connections have their own.
+    pub(crate) fn timeout(&self, t: &Timeouts) -> u32 {
+        match (self.sides, self.state) {
+            (Sides::OneSided, TcpState::Established) => t.tcp_one_sided_established,
+            (
+                Sides::OneSided,
+                TcpState::FinWait | TcpState::CloseWait | TcpState::LastAck | TcpState::TimeWait,
+            ) => t.tcp_one_sided_closing,
+            (_, s) => s.timeout(t),
+        }
+    }
+
     /// The connection reached ESTABLISHED at least once (an assured entry: not early-dropped).
+    /// One-sided connections are not assured (see the module docs).
     pub(crate) fn is_assured(&self) -> bool {
-        matches!(
+        self.sides != Sides::OneSided
+            && matches!(
             self.state,
             TcpState::Established
                 | TcpState::FinWait
@@ -347,6 +432,167 @@ impl TcpConn {
         ok
     }
 
+    /// Profile `Asym`, SYN_SENT: an original-direction ACK or FIN-ACK. With the SYN's end as
+    /// sequence number it establishes the connection one-sided; anything else is refused.
+    fn establish_one_sided(&mut self, t: &TcpInfo, class: Class) -> Result<Outcome, InvalidReason> {
+        if t.seq != self.dirs[0].end {
+            return Err(InvalidReason::AsymBadSeq);
+        }
+        // What the originator acknowledges is where the unseen peer's sequence stands.
+        let r = &mut self.dirs[1];
+        r.end = t.ack;
+        r.maxend = t.ack;
+        self.sides = Sides::OneSided;
+        self.state = TcpState::Established;
+        // The seen direction's bookkeeping (plausible by construction: it starts where the
+        // SYN ended).
+        self.one_sided_update(Dir::Original, t);
+        if class == Class::Fin {
+            self.state = TcpState::FinWait;
+        }
+        Ok(Outcome::Accept)
+    }
+
+    /// Whether a segment of the seen direction of a one-sided connection is plausible: its
+    /// sequence range near the sender's highest sequence, its acknowledgment near the highest
+    /// one it sent (see [`ONE_SIDED_SLACK`]).
+    fn one_sided_plausible(&self, t: &TcpInfo) -> bool {
+        let s = &self.dirs[0];
+        let near = |x: u32, around: u32| {
+            !before(x, around.wrapping_sub(ONE_SIDED_SLACK))
+                && !after(x, around.wrapping_add(ONE_SIDED_SLACK))
+        };
+        let end = seg_end(t);
+        let ack_ok =
+            t.flags & F::ACK == 0 || s.flags & DIR_MAXACK == 0 || near(t.ack, s.maxack);
+        near(t.seq, s.end) && near(end, s.end) && ack_ok
+    }
+
+    /// Follow an accepted segment of a one-sided connection: the sender's end, window and
+    /// highest acknowledgment; the unseen peer's end and right edge as the acknowledgments
+    /// reveal them (used to place a RST or the first segment coming back).
+    fn one_sided_update(&mut self, dir: Dir, t: &TcpInfo) {
+        let [a, b] = &mut self.dirs;
+        let (s, r) = if dir == Dir::Original { (a, b) } else { (b, a) };
+        let end = seg_end(t);
+        if after(end, s.end) {
+            s.end = end;
+        }
+        let win = u32::from(t.window) << s.scale;
+        s.maxwin = s.maxwin.max(win).max(1);
+        if t.flags & F::ACK != 0 {
+            if s.flags & DIR_MAXACK == 0 || after(t.ack, s.maxack) {
+                s.maxack = t.ack;
+                s.flags |= DIR_MAXACK;
+            }
+            if after(t.ack, r.end) {
+                r.end = t.ack;
+            }
+            let edge = t.ack.wrapping_add(win);
+            if after(edge, r.maxend) {
+                r.maxend = edge;
+            }
+        }
+    }
+
+    /// A segment of a one-sided connection (whatever the zone's profile now is).
+    fn track_one_sided(
+        &mut self,
+        dir: Dir,
+        t: &TcpInfo,
+        class: Class,
+    ) -> Result<Outcome, InvalidReason> {
+        let old = self.state;
+        let closing = matches!(
+            old,
+            TcpState::FinWait
+                | TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::TimeWait
+                | TcpState::Close
+        );
+        if dir == Dir::Original {
+            if class == Class::Syn && closing {
+                return Ok(Outcome::Reopen);
+            }
+            let next = TABLE[0][class as usize][old as usize];
+            if next == Iv {
+                return Err(InvalidReason::InvalidTransition);
+            }
+            if !self.one_sided_plausible(t) {
+                return Err(if class == Class::Rst {
+                    InvalidReason::BadRst
+                } else {
+                    InvalidReason::OutOfWindow
+                });
+            }
+            if class == Class::Syn {
+                // A SYN on a live one-sided connection: accepted, changes nothing (as `Ig`).
+                return Ok(Outcome::Accept);
+            }
+            self.one_sided_update(Dir::Original, t);
+            if let To(s) = next {
+                self.state = s;
+            }
+            return Ok(Outcome::Accept);
+        }
+        // The reply direction shows up.
+        let c = self.dirs[0];
+        let r = self.dirs[1];
+        if class == Class::Rst {
+            // Within the originator's receive window from its last acknowledgment.
+            let right = r.maxend.max(c.maxack.wrapping_add(1));
+            if before(t.seq, c.maxack) || after(t.seq, right) {
+                return Err(InvalidReason::BadRst);
+            }
+            self.state = TcpState::Close;
+            self.sides = Sides::PickedUp;
+            return Ok(Outcome::Accept);
+        }
+        let next = match TABLE[1][class as usize][old as usize] {
+            Iv => return Err(InvalidReason::InvalidTransition),
+            Ig => None,
+            To(s) => Some(s),
+        };
+        // Its data must be near what the originator acknowledged (a SYN-ACK: one before it),
+        // its acknowledgment must not cover data the originator never sent.
+        let seq_ok = !before(t.seq, r.end.wrapping_sub(ONE_SIDED_SLACK))
+            && !after(t.seq, r.end.wrapping_add(ONE_SIDED_SLACK));
+        let ack_ok = t.flags & F::ACK == 0
+            || (!after(t.ack, c.end) && !before(t.ack, c.end.wrapping_sub(ONE_SIDED_SLACK)));
+        if !seq_ok || !ack_ok {
+            return Err(InvalidReason::OutOfWindow);
+        }
+        // Two-sided from now on; the reply direction starts from this segment.
+        let end = seg_end(t);
+        let mut d = TcpDir {
+            end,
+            maxend: end,
+            maxwin: u32::from(t.window).max(1),
+            ..TcpDir::default()
+        };
+        if class == Class::SynAck {
+            if let Some(ws) = t.wscale {
+                d.scale = ws.min(MAX_WSCALE);
+                d.flags |= DIR_WSCALE;
+            }
+        } else {
+            // Its scale was negotiated out of sight: assume the largest (only loosens).
+            d.scale = MAX_WSCALE;
+            d.maxwin = (u32::from(t.window) << MAX_WSCALE).max(1);
+        }
+        if t.flags & F::ACK != 0 {
+            d.maxack = t.ack;
+            d.flags |= DIR_MAXACK;
+        }
+        self.dirs[1] = d;
+        self.sides = Sides::PickedUp;
+        if let Some(s) = next {
+            self.state = s;
+        }
+        Ok(Outcome::Accept)
+    }
+
     /// RFC 5961 §3: a middlebox cannot send a challenge ACK, so it accepts a RST only when its
     /// sequence number falls inside what the receiver is prepared to accept: from the
     /// receiver's highest acknowledgment (or the sender's end if it never acknowledged) to the
@@ -384,10 +630,21 @@ pub(crate) fn track(
     profile: Profile,
 ) -> Result<Outcome, InvalidReason> {
     let class = classify(t.flags)?;
+    if conn.sides == Sides::OneSided {
+        return conn.track_one_sided(dir, t, class);
+    }
     let old = conn.state;
+    if profile == Profile::Asym
+        && old == TcpState::SynSent
+        && dir == Dir::Original
+        && matches!(class, Class::Ack | Class::Fin)
+    {
+        return conn.establish_one_sided(t, class);
+    }
     let next = TABLE[dir.idx()][class as usize][old as usize];
+    // A connection that was one-sided has holes in its history: never enforced again.
     let enforce = match profile {
-        Profile::Strict => true,
+        Profile::Strict | Profile::Asym => conn.sides == Sides::Both,
         Profile::Liberal => false,
     };
     let new = match next {
