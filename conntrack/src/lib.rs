@@ -16,8 +16,8 @@
 //! - **Nothing opens a connection by accident.** Only a bare SYN opens a TCP connection, only
 //!   a query (echo request, ...) opens an ICMP one: an unsolicited ACK or echo reply is
 //!   `+inv` (`not_new`). This is the security floor scenario S1 asks for; the one-sided
-//!   (`Asym`) profile planned next keeps it (an ACK establishes only after a SYN we saw, with
-//!   `seq == SYN + 1`).
+//!   (`Asym`) profile keeps it (an ACK establishes only after a SYN we saw, with
+//!   `seq == SYN + 1`; any other number is `asym_bad_seq`).
 //! - **Every invalid packet is counted** under exactly one reason
 //!   ([`Conntrack::invalid_counters`]); a connection refused because the table is full is
 //!   `+inv` `table_full`, never silently untracked.
@@ -151,13 +151,47 @@
 //!   flags closes the connection). Survives asymmetric routing and lost state at the cost of
 //!   letting an off-path attacker who knows the 4-tuple inject segments or reset connections.
 //!   Still, only a SYN opens a connection.
+//! - `Asym`: `Strict`, plus *one-sided* connections for zones that may see one direction
+//!   only (scenario S1's network node). After a SYN we saw, with nothing seen coming back,
+//!   the originator's ACK with `seq == SYN + 1` establishes the connection one-sided
+//!   (`+est`, flagged in dumps, counted in `one_sided_established` and
+//!   [`Conntrack::one_sided_count`]); see [`tcp`] for every rule. What it costs:
+//!   - *The originator alone vouches for the connection.* Anyone who can send a SYN and
+//!     then an ACK with its own ISN + 1 (no answer needed, so a spoofed source works too)
+//!     creates an ESTABLISHED entry and gets `+est` for its packets. Flows of an `Asym`
+//!     zone must therefore not grant `+est` more than they grant `+new` (in S1 both are
+//!     forwarded to the VM, which answers a connection it never accepted with a RST).
+//!     What stays refused: an ACK with no SYN before it (`not_new`), an ACK with another
+//!     sequence number (`asym_bad_seq`) — so a *blind* ACK, the classic way to slip through
+//!     a stateful filter or to make a router's stack answer, still opens nothing.
+//!   - *State exhaustion.* Two packets make an entry, so one-sided entries are not
+//!     assured: they are early-dropped like SYN_SENT ones when the zone is full, which keeps
+//!     a flood from locking the zone but lets a flood evict live one-sided connections
+//!     (their next packet is then `not_new`). Bound the zone with `limit=`.
+//!   - *Weaker window checks.* The peer's windows are never seen: a segment of the seen
+//!     direction is accepted within [`tcp::ONE_SIDED_SLACK`] (8 MiB) of the sender's
+//!     highest sequence number and acknowledgment. Blind injection or a blind RST in that
+//!     direction needs a guess within ±8 MiB (1 in 256 of the sequence space) instead of
+//!     the receiver's window. A reply-direction segment is accepted only near what the
+//!     originator acknowledged, and then the connection is tracked like `Liberal` for life.
+//!   - *Own timers.* `tcp_one_sided_established` (default 7440 s, not 5 days: nothing
+//!     but the originator's own packets keeps it alive) and `tcp_one_sided_closing`
+//!     (default 60 s).
+//!
+//! # Invalid packets
+//!
+//! Every invalid verdict is counted globally and per zone ([`Conntrack::zone_invalid`]) and
+//! carries the zone's [`InvalidAction`] (`Verdict::action`): `Flows` (Open vSwitch: continue
+//! with `+trk+inv`), `Drop` (the datapath drops it in `ct()`; counted per zone and reason
+//! when the verdict is given), `Untracked` (continue with `+trk` only, untranslated). Frames
+//! the datapath cannot describe are counted through [`Conntrack::untrackable`].
 //!
 //! # Modules
 //!
 //! [`tuple`](mod@tuple) keys, [`packet`] the caller's description of a packet, [`table`]
 //! shards and `process`, [`nat`] requests, rewrites and candidate translations,
 //! [`tcp`]/[`udp`]/[`icmp`] the protocols, [`expiry`] timers, [`limits`] entry limits,
-//! [`stats`] counters, [`config`] zones and timeouts.
+//! [`stats`] counters, [`config`] zones, profiles, invalid actions and timeouts.
 
 #![warn(missing_docs)]
 
@@ -211,6 +245,8 @@ pub enum Error {
     StaleEntry,
 }
 
+#[cfg(test)]
+mod asym_tests;
 #[cfg(test)]
 mod nat_tests;
 #[cfg(test)]
