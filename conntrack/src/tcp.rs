@@ -25,7 +25,7 @@
 //!   original-direction ACK, ACK with data or FIN-ACK whose sequence number is exactly the
 //!   SYN's end (`SYN.seq + 1`, plus the SYN's data if it carried any) proves the originator
 //!   received the peer's SYN-ACK — it could not otherwise acknowledge anything — and
-//!   establishes the connection *one-sided* ([`Sides::OneSided`]): ESTABLISHED (FIN_WAIT for a
+//!   establishes the connection *one-sided* (`Sides::OneSided`): ESTABLISHED (FIN_WAIT for a
 //!   FIN-ACK), `+est`, never `+rpl`. The unseen direction's end is initialised from the ACK
 //!   (what the originator acknowledges is what the peer sent). Any other sequence number is
 //!   `asym_bad_seq`; an ACK with no SYN before it opens nothing (`not_new`, as always).
@@ -42,7 +42,7 @@
 //!   when its sequence number is plausible against what the originator acknowledged and its
 //!   acknowledgment does not cover data the originator never sent (a RST: within the
 //!   originator's receive window from its last acknowledgment, RFC 5961 style). The
-//!   connection becomes two-sided ([`Sides::PickedUp`]): the reply direction's window is
+//!   connection becomes two-sided (`Sides::PickedUp`): the reply direction's window is
 //!   initialised from that segment (liberally: its window scale was negotiated in a SYN-ACK we
 //!   did not see), and from then on the connection is tracked like `Liberal` — windows
 //!   followed, not enforced — for the rest of its life, since its history has holes (Linux

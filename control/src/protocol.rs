@@ -141,7 +141,8 @@ pub enum Command {
     SetCtZone {
         /// Zone.
         zone: u16,
-        /// `key=value` settings as written: `profile=strict|liberal`, `limit=N`,
+        /// `key=value` settings as written: `profile=strict|liberal|asym`,
+        /// `invalid=flows|drop|untracked`, `limit=N`,
         /// `timeout.NAME=SECONDS` (parsed by the daemon so errors come from one place).
         settings: Vec<String>,
     },
@@ -320,6 +321,9 @@ pub struct CtEntryDump {
     /// Destination-NATed.
     #[serde(default)]
     pub dnat: bool,
+    /// Established one-sided (profile `asym`): only the original direction was ever seen.
+    #[serde(default)]
+    pub one_sided: bool,
 }
 
 /// One zone in `conntrack-stats`.
@@ -331,8 +335,17 @@ pub struct CtZoneDump {
     pub entries: u32,
     /// Its limit (0: none but the global one).
     pub limit: u32,
-    /// `strict` or `liberal`.
+    /// `strict`, `liberal` or `asym`.
     pub profile: String,
+    /// What `ct()` does with its invalid packets: `flows`, `drop` or `untracked`.
+    #[serde(default)]
+    pub invalid_action: String,
+    /// Its invalid packets by reason (non-zero reasons).
+    #[serde(default)]
+    pub invalid: std::collections::BTreeMap<String, u64>,
+    /// Of those, dropped by `ct()` itself (action `drop`), by reason.
+    #[serde(default)]
+    pub dropped: std::collections::BTreeMap<String, u64>,
 }
 
 /// `conntrack-stats`.
@@ -340,6 +353,9 @@ pub struct CtZoneDump {
 pub struct CtStatsDump {
     /// Entries in all zones.
     pub entries: usize,
+    /// Of those, one-sided TCP connections (profile `asym`).
+    #[serde(default)]
+    pub one_sided: usize,
     /// Zones with entries or their own settings.
     pub zones: Vec<CtZoneDump>,
     /// Invalid packets by reason (all reasons, zeros included).
@@ -435,6 +451,9 @@ pub struct ShowInfo {
     pub db: Option<String>,
     /// Bridges, sorted by name.
     pub bridges: Vec<BridgeInfo>,
+    /// Conntrack zones configured with `set-ct-zone`: profile, invalid action, limit.
+    #[serde(default)]
+    pub ct_zones: Vec<CtZoneDump>,
 }
 
 /// One bridge in `show`.

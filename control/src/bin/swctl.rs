@@ -196,8 +196,9 @@ enum Cmd {
     SetCtZone {
         /// Zone number.
         zone: u16,
-        /// Settings: profile=strict|liberal, limit=N (0: none), timeout.NAME=SECONDS
-        /// (tcp_established, udp_replied, icmp, ...).
+        /// Settings: profile=strict|liberal|asym, invalid=flows|drop|untracked,
+        /// limit=N (0: none), timeout.NAME=SECONDS (tcp_established, tcp_one_sided_established,
+        /// udp_replied, icmp, ...).
         settings: Vec<String>,
     },
 }
@@ -484,6 +485,20 @@ fn render_show(info: &ShowInfo) -> String {
             let _ = writeln!(s, "    dropped {reason}: {n}");
         }
     }
+    for z in &info.ct_zones {
+        let _ = writeln!(
+            s,
+            "  ct zone {}: profile {}, invalid {}, limit {}",
+            z.zone,
+            z.profile,
+            z.invalid_action,
+            if z.limit == 0 {
+                "none".to_string()
+            } else {
+                z.limit.to_string()
+            }
+        );
+    }
     s
 }
 
@@ -498,9 +513,24 @@ fn render_ct_stats(st: &CtStatsDump) -> String {
         };
         let _ = writeln!(
             s,
-            "  zone {:>5}: {} entries, limit {limit}, profile {}",
-            z.zone, z.entries, z.profile
+            "  zone {:>5}: {} entries, limit {limit}, profile {}, invalid {}",
+            z.zone, z.entries, z.profile, z.invalid_action
         );
+        let list = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(r, n)| format!("{r}={n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !z.invalid.is_empty() {
+            let _ = writeln!(s, "    invalid: {}", list(&z.invalid));
+        }
+        if !z.dropped.is_empty() {
+            let _ = writeln!(s, "    dropped: {}", list(&z.dropped));
+        }
+    }
+    if st.one_sided != 0 {
+        let _ = writeln!(s, "one-sided: {}", st.one_sided);
     }
     let invalid: Vec<String> = st
         .invalid

@@ -1,11 +1,14 @@
 //! Conntrack commands: `dump-conntrack`, `flush-conntrack`, `conntrack-stats`, `set-ct-zone`.
 //!
+//! `set-ct-zone Z profile=strict|liberal|asym invalid=flows|drop|untracked limit=N
+//! timeout.NAME=S`: a bad value is refused naming the token, and nothing changes.
+//!
 //! The tracker belongs to the datapath (one per datapath, shared by the workers); these
 //! handlers only read it or change its settings. Zone settings are kept in the switch state
 //! too, so `conntrack-stats` can list configured zones that have no entries yet.
 
 use super::handlers::{State, Switch};
-use conntrack::config::{Profile, ZoneConfig};
+use conntrack::config::{InvalidAction, Profile, ZoneConfig};
 use conntrack::table::EntryInfo;
 use conntrack::tuple::Tuple;
 use control::protocol::{
@@ -61,6 +64,11 @@ fn entry_line(e: &EntryInfo) -> String {
     if e.assured {
         s.push_str(" [ASSURED]");
     }
+    // Not in `conntrack -L` either: established with only the original direction seen
+    // (profile asym).
+    if e.one_sided {
+        s.push_str(" [ONE_SIDED]");
+    }
     // Not in `conntrack -L` (which shows NAT only through the reply tuple); said outright so
     // an operator need not compare tuples.
     if e.snat {
@@ -93,51 +101,63 @@ pub(super) fn parse_zone_settings(cfg: &mut ZoneConfig, settings: &[String]) -> 
         };
         match k {
             "profile" => {
-                cfg.profile = match v {
-                    "strict" => Profile::Strict,
-                    "liberal" => Profile::Liberal,
-                    _ => return Err(format!("profile: {v:?} is neither strict nor liberal")),
-                }
+                cfg.profile = Profile::from_name(v).ok_or_else(|| {
+                    format!("profile: {v:?} is none of strict, liberal, asym")
+                })?
+            }
+            "invalid" => {
+                cfg.invalid = InvalidAction::from_name(v).ok_or_else(|| {
+                    format!("invalid: {v:?} is none of flows, drop, untracked")
+                })?
             }
             "limit" => cfg.limit = num()?,
             _ => {
                 let Some(name) = k.strip_prefix("timeout.") else {
                     return Err(format!(
-                        "unknown setting {k:?} (profile=, limit=, timeout.NAME=)"
+                        "unknown setting {k:?} (profile=, invalid=, limit=, timeout.NAME=)"
                     ));
                 };
-                let t = &mut cfg.timeouts;
-                let slot = match name {
-                    "tcp_syn_sent" => &mut t.tcp_syn_sent,
-                    "tcp_syn_recv" => &mut t.tcp_syn_recv,
-                    "tcp_established" => &mut t.tcp_established,
-                    "tcp_fin_wait" => &mut t.tcp_fin_wait,
-                    "tcp_close_wait" => &mut t.tcp_close_wait,
-                    "tcp_last_ack" => &mut t.tcp_last_ack,
-                    "tcp_time_wait" => &mut t.tcp_time_wait,
-                    "tcp_close" => &mut t.tcp_close,
-                    "udp_unreplied" => &mut t.udp_unreplied,
-                    "udp_replied" => &mut t.udp_replied,
-                    "udp_assured" => &mut t.udp_assured,
-                    "icmp" => &mut t.icmp,
-                    "other" => &mut t.other,
-                    _ => return Err(format!("unknown timeout {name:?}")),
-                };
-                *slot = num()?;
+                let n = num()?;
+                let slot = cfg
+                    .timeouts
+                    .by_name(name)
+                    .ok_or_else(|| format!("unknown timeout {name:?}"))?;
+                *slot = n;
             }
         }
     }
     Ok(())
 }
 
-fn profile_name(p: Profile) -> &'static str {
-    match p {
-        Profile::Strict => "strict",
-        Profile::Liberal => "liberal",
+/// One zone as `conntrack-stats` and `show` list it.
+fn zone_dump(ct: &conntrack::Conntrack, zone: u16, entries: u32) -> CtZoneDump {
+    let cfg = ct.zone_config(zone);
+    let counts = ct.zone_invalid(zone);
+    let named = |v: Vec<(&'static str, u64)>| v.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+    CtZoneDump {
+        zone,
+        entries,
+        limit: cfg.limit,
+        profile: cfg.profile.name().to_string(),
+        invalid_action: cfg.invalid.name().to_string(),
+        invalid: named(counts.invalid),
+        dropped: named(counts.dropped),
     }
 }
 
 impl State {
+    /// The zones configured with `set-ct-zone`, for `show`.
+    pub(super) fn ct_zone_show(&self) -> Vec<CtZoneDump> {
+        let Some(dp) = &self.datapath else {
+            return Vec::new();
+        };
+        let ct = dp.conntrack();
+        self.ct_zones
+            .keys()
+            .map(|&z| zone_dump(ct, z, ct.zone_len(z) as u32))
+            .collect()
+    }
+
     /// Apply zone settings to the tracker and remember them.
     pub(super) fn apply_ct_zone(&mut self, zone: u16, settings: &[String]) -> Result<(), String> {
         let mut cfg = self.ct_zones.get(&zone).map_or_else(
@@ -199,6 +219,7 @@ impl Switch {
                 assured: e.assured,
                 snat: e.snat,
                 dnat: e.dnat,
+                one_sided: e.one_sided,
             })
             .collect();
         Ok(Reply::Conntrack { entries })
@@ -220,15 +241,7 @@ impl Switch {
         }
         let zones = zones
             .into_iter()
-            .map(|(zone, entries)| {
-                let cfg = ct.zone_config(zone);
-                CtZoneDump {
-                    zone,
-                    entries,
-                    limit: cfg.limit,
-                    profile: profile_name(cfg.profile).to_string(),
-                }
-            })
+            .map(|(zone, entries)| zone_dump(ct, zone, entries))
             .collect();
         let named = |v: Vec<(&'static str, u64)>| {
             v.into_iter()
@@ -237,6 +250,7 @@ impl Switch {
         };
         Ok(Reply::ConntrackStats(CtStatsDump {
             entries: ct.len(),
+            one_sided: ct.one_sided_count(),
             zones,
             invalid: named(ct.invalid_counters()),
             events: named(ct.event_counters()),
@@ -246,7 +260,8 @@ impl Switch {
     pub(super) fn set_ct_zone(&self, zone: u16, settings: &[String]) -> Outcome {
         if settings.is_empty() {
             return Err(bad(
-                "set-ct-zone needs settings: profile=strict|liberal, limit=N, timeout.NAME=S"
+                "set-ct-zone needs settings: profile=strict|liberal|asym, \
+                 invalid=flows|drop|untracked, limit=N, timeout.NAME=S"
                     .into(),
             ));
         }

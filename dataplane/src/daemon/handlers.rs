@@ -367,6 +367,7 @@ impl Switch {
                     info
                 })
                 .collect(),
+            ct_zones: st.ct_zone_show(),
         }
     }
 

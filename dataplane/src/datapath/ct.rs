@@ -10,10 +10,20 @@
 //! recirculated pass is taken, so table `T` of `ct(nat,table=T)` matches (and decides L2
 //! delivery on) the translated addresses. A new connection NAT cannot translate is refused
 //! ([`Tracked::NatExhausted`]): it must not leave untranslated.
+//!
+//! An invalid packet (conntrack's `+inv`, or a frame it cannot describe: not IP, a fragment,
+//! truncated headers) gets its zone's action (`set-ct-zone Z invalid=...`), which the verdict
+//! carries: `flows` — it continues with `+trk+inv`; `drop` — [`Tracked::Invalid`], the worker
+//! drops it here (counted `ct_invalid`; conntrack counts it per zone and reason), so it never
+//! reaches the recirculation table nor any action after the `ct`; `untracked` — it continues
+//! with `+trk` only, never translated by `ct(nat)` (an invalid verdict carries no rewrite), so
+//! the flows may translate it statelessly. Scenario S1: a floating IP's packet must never
+//! fall to a local stack because tracking judged it invalid.
 
 use crate::execute::{apply_nat, CtRequest};
 use crate::key::{FlowKey, RECIRC_WORD};
 use crate::packet::{extract, Layout};
+use conntrack::config::InvalidAction;
 use conntrack::ct_state;
 use conntrack::packet::{InnerTuple, PacketInfo, TcpInfo};
 use conntrack::stats::InvalidReason;
@@ -177,6 +187,18 @@ pub(crate) enum Tracked {
     NatExhausted,
     /// The NAT rewrite did not fit the frame: dropped rather than sent half translated.
     Truncated,
+    /// Invalid in a zone whose invalid action is `drop`: dropped by `ct()` itself (conntrack
+    /// counted it per zone and reason).
+    Invalid,
+}
+
+/// The `ct_state` an invalid packet continues with under its zone's action; `None`: drop it.
+fn invalid_state(v: &conntrack::Verdict) -> Option<u32> {
+    match (v.invalid, v.action) {
+        (None, _) | (Some(_), InvalidAction::Flows) => Some(v.state),
+        (Some(_), InvalidAction::Untracked) => Some(ct_state::TRK),
+        (Some(_), InvalidAction::Drop) => None,
+    }
 }
 
 /// Run conntrack for `req` on `frame` (received on `in_port`), applying the NAT rewrite it
@@ -206,8 +228,13 @@ pub(crate) fn track(
             };
             let v = nv.verdict;
             if v.invalid == Some(InvalidReason::NatExhausted) {
+                // Whatever the zone's action: a new connection must not leave untranslated.
                 return Tracked::NatExhausted;
             }
+            // An invalid verdict has no rewrite and no entry: the code below leaves it alone.
+            let Some(state) = invalid_state(&v) else {
+                return Tracked::Invalid;
+            };
             if let (Some(l), true) = (layout, nv.rewrite.is_some() || nv.inner_rewrite.is_some()) {
                 if apply_nat(
                     frame,
@@ -239,10 +266,14 @@ pub(crate) fn track(
                     let _ = ct.set_label(id, label);
                 }
             }
-            (v.state, mark, label)
+            (state, mark, label)
         }
-        // Not trackable: what conntrack says of a packet it cannot make sense of.
-        None => (ct_state::TRK | ct_state::INV, 0, 0),
+        // Not trackable: what conntrack says of a packet it cannot make sense of, under the
+        // zone's invalid action like any invalid packet.
+        None => match invalid_state(&ct.untrackable(req.zone)) {
+            Some(state) => (state, 0, 0),
+            None => return Tracked::Invalid,
+        },
     };
     let (Some(recirc), Some(layout)) = (req.recirc, layout) else {
         return Tracked::Go(None);

@@ -29,8 +29,11 @@ pub const STALE_QUEUE: usize = BASE_OTHER + 4;
 pub const RECIRC_TOO_DEEP: usize = BASE_OTHER + 5;
 /// `ct(nat(...))` found no free translation for a new connection.
 pub const NAT_EXHAUSTED: usize = BASE_OTHER + 6;
+/// `ct()` dropped a packet conntrack judged invalid, in a zone whose invalid action is `drop`
+/// (`conntrack-stats` has them per zone and reason).
+pub const CT_INVALID: usize = BASE_OTHER + 7;
 /// Number of reasons counted by workers.
-pub const N_DROPS: usize = BASE_OTHER + 7;
+pub const N_DROPS: usize = BASE_OTHER + 8;
 
 /// Counters per reason.
 pub type Drops = [u64; N_DROPS];
@@ -74,6 +77,7 @@ pub fn name(i: usize) -> &'static str {
             "stale_queue",
             "recirc_too_deep",
             "nat_exhausted",
+            "ct_invalid",
         ][i - BASE_OTHER]
     }
 }

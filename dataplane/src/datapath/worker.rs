@@ -640,6 +640,11 @@ impl Worker {
                             emit.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
                             return;
                         }
+                        ct::Tracked::Invalid => {
+                            refused = true;
+                            emit.drops[stats::CT_INVALID] += 1;
+                            return;
+                        }
                     };
                     let table = recirc_table(k.w[RECIRC_WORD] as u32);
                     match table {
