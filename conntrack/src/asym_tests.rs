@@ -105,8 +105,14 @@ fn ack_after_syn_establishes_one_sided() {
     assert_eq!(e.state, "ESTABLISHED");
     assert!(e.one_sided);
     assert!(!e.assured, "one-sided entries are early-droppable");
-    assert_eq!(e.timeout_remaining, Timeouts::default().tcp_one_sided_established);
-    assert_eq!((ct.one_sided_count(), event(&ct, "one_sided_established")), (1, 1));
+    assert_eq!(
+        e.timeout_remaining,
+        Timeouts::default().tcp_one_sided_established
+    );
+    assert_eq!(
+        (ct.one_sided_count(), event(&ct, "one_sided_established")),
+        (1, 1)
+    );
     // Data in the seen direction: +est, never +rpl.
     let mut seq = ISN.wrapping_add(1);
     for i in 0..100u32 {
@@ -115,7 +121,10 @@ fn ack_after_syn_establishes_one_sided() {
         seq = seq.wrapping_add(1448);
     }
     // A retransmission (behind the highest sequence) is fine.
-    assert_eq!(c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1000, 1448, S).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1000, 1448, S).state,
+        TRK | EST
+    );
     assert_eq!(entry(&ct).packets, [103, 0]);
     ct.check_invariants();
 }
@@ -128,14 +137,20 @@ fn fin_ack_after_syn_establishes_one_sided_and_closes() {
     assert_eq!(v.state, TRK | EST);
     let e = entry(&ct);
     assert_eq!((e.state, e.one_sided), ("FIN_WAIT", true));
-    assert_eq!(e.timeout_remaining, Timeouts::default().tcp_one_sided_closing);
+    assert_eq!(
+        e.timeout_remaining,
+        Timeouts::default().tcp_one_sided_closing
+    );
 }
 
 #[test]
 fn ack_without_syn_opens_nothing() {
     let ct = table(Profile::Asym);
     let v = c(&ct, ACK, 1234, 5678, 0, 0);
-    assert_eq!((v.state, v.invalid), (TRK | INV, Some(InvalidReason::NotNew)));
+    assert_eq!(
+        (v.state, v.invalid),
+        (TRK | INV, Some(InvalidReason::NotNew))
+    );
     let v = c(&ct, ACK | PSH, 1234, 5678, 100, 0);
     assert_eq!(v.invalid, Some(InvalidReason::NotNew));
     assert!(ct.is_empty());
@@ -147,7 +162,13 @@ fn ack_without_syn_opens_nothing() {
 fn ack_with_the_wrong_sequence_opens_nothing() {
     let ct = table(Profile::Asym);
     c(&ct, SYN, ISN, 0, 0, 0);
-    for seq in [ISN, ISN.wrapping_add(2), ISN.wrapping_sub(1000), 0, ISN.wrapping_add(1 << 20)] {
+    for seq in [
+        ISN,
+        ISN.wrapping_add(2),
+        ISN.wrapping_sub(1000),
+        0,
+        ISN.wrapping_add(1 << 20),
+    ] {
         let v = c(&ct, ACK, seq, PEER_ISN + 1, 0, 0);
         assert_eq!(v.invalid, Some(InvalidReason::AsymBadSeq), "seq {seq}");
     }
@@ -155,7 +176,10 @@ fn ack_with_the_wrong_sequence_opens_nothing() {
     let e = entry(&ct);
     assert_eq!((e.state, e.one_sided), ("SYN_SENT", false));
     // The real ACK still establishes.
-    assert_eq!(c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 0, 0).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 0, 0).state,
+        TRK | EST
+    );
     assert!(entry(&ct).one_sided);
 }
 
@@ -175,10 +199,24 @@ fn seen_direction_is_checked_for_plausibility() {
     open_one_sided(&ct);
     let base = ISN.wrapping_add(1);
     // Far ahead of anything the sender could have sent.
-    let v = c(&ct, ACK, base.wrapping_add(ONE_SIDED_SLACK + 10), PEER_ISN + 1, 100, S);
+    let v = c(
+        &ct,
+        ACK,
+        base.wrapping_add(ONE_SIDED_SLACK + 10),
+        PEER_ISN + 1,
+        100,
+        S,
+    );
     assert_eq!(v.invalid, Some(InvalidReason::OutOfWindow));
     // Far behind.
-    let v = c(&ct, ACK, base.wrapping_sub(ONE_SIDED_SLACK + 10), PEER_ISN + 1, 100, S);
+    let v = c(
+        &ct,
+        ACK,
+        base.wrapping_sub(ONE_SIDED_SLACK + 10),
+        PEER_ISN + 1,
+        100,
+        S,
+    );
     assert_eq!(v.invalid, Some(InvalidReason::OutOfWindow));
     // An acknowledgment far from the sender's own earlier ones.
     let v = c(&ct, ACK, base, PEER_ISN.wrapping_add(1 << 30), 0, S);
@@ -219,11 +257,20 @@ fn fin_close_in_the_seen_direction_and_own_closing_timer() {
     let ct = table(Profile::Asym);
     open_one_sided(&ct);
     let base = ISN.wrapping_add(1);
-    assert_eq!(c(&ct, ACK | PSH, base, PEER_ISN + 1, 100, S).state, TRK | EST);
-    assert_eq!(c(&ct, FIN | ACK, base + 100, PEER_ISN + 1, 0, S).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK | PSH, base, PEER_ISN + 1, 100, S).state,
+        TRK | EST
+    );
+    assert_eq!(
+        c(&ct, FIN | ACK, base + 100, PEER_ISN + 1, 0, S).state,
+        TRK | EST
+    );
     assert_eq!(entry(&ct).state, "FIN_WAIT");
     // The client acknowledges the server's (unseen) FIN.
-    assert_eq!(c(&ct, ACK, base + 101, PEER_ISN + 2, 0, 2 * S).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, base + 101, PEER_ISN + 2, 0, 2 * S).state,
+        TRK | EST
+    );
     let e = entry(&ct);
     assert_eq!((e.state, e.one_sided), ("CLOSE_WAIT", true));
     let closing = u64::from(Timeouts::default().tcp_one_sided_closing);
@@ -276,7 +323,10 @@ fn reply_appearing_later_makes_it_two_sided() {
     assert!(!e.one_sided && e.assured, "{e:?}");
     assert_eq!(e.timeout_remaining, Timeouts::default().tcp_established + 2);
     assert_eq!(ct.one_sided_count(), 0);
-    assert_eq!(c(&ct, ACK, base + 500, PEER_ISN + 301, 0, 2 * S).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, base + 500, PEER_ISN + 301, 0, 2 * S).state,
+        TRK | EST
+    );
     // Windows followed, not enforced (its history has holes): the route may flap back.
     let v = c(&ct, ACK, base + 500, PEER_ISN + 900_000, 0, 2 * S);
     assert_eq!(v.state, TRK | EST);
@@ -324,11 +374,17 @@ fn a_syn_on_a_live_one_sided_connection_changes_nothing() {
 fn two_sided_connections_under_asym_are_strict() {
     let ct = table(Profile::Asym);
     c(&ct, SYN, ISN, 0, 0, 0);
-    assert_eq!(s(&ct, SYN | ACK, PEER_ISN, ISN.wrapping_add(1), 0, 0).state, TRK | EST | RPL);
+    assert_eq!(
+        s(&ct, SYN | ACK, PEER_ISN, ISN.wrapping_add(1), 0, 0).state,
+        TRK | EST | RPL
+    );
     // After a SYN-ACK we saw, a wrong ACK is judged as Strict judges it, not one-sided.
     let v = c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 50_000, 0, 0);
     assert_eq!(v.invalid, Some(InvalidReason::OutOfWindow));
-    assert_eq!(c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 0, 0).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 0, 0).state,
+        TRK | EST
+    );
     let e = entry(&ct);
     assert!(!e.one_sided && e.assured);
     let v = c(&ct, ACK, ISN.wrapping_add(100_000_000), PEER_ISN + 1, 10, 0);
@@ -343,7 +399,10 @@ fn one_sided_entries_stay_one_sided_when_the_profile_changes() {
     let ct = table(Profile::Asym);
     open_one_sided(&ct);
     ct.set_zone_config(ZONE, ZoneConfig::default());
-    assert_eq!(c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 10, S).state, TRK | EST);
+    assert_eq!(
+        c(&ct, ACK, ISN.wrapping_add(1), PEER_ISN + 1, 10, S).state,
+        TRK | EST
+    );
     assert!(entry(&ct).one_sided);
     // But no new one is created under Strict.
     let other = PacketInfo::tcp(
@@ -442,7 +501,10 @@ fn invalid_action_is_per_zone_and_counted_per_reason() {
     let mut bad = other;
     bad.dst = ip("::1");
     let v = ct.process(&bad, 0, true);
-    assert_eq!((v.invalid, v.action), (Some(InvalidReason::Malformed), InvalidAction::Flows));
+    assert_eq!(
+        (v.invalid, v.action),
+        (Some(InvalidReason::Malformed), InvalidAction::Flows)
+    );
     assert_eq!(ct.zone_invalid(3).dropped, vec![]);
     // Valid packets are never given an action.
     assert_eq!(ct.process(&other, 0, true).action, InvalidAction::Flows);
@@ -461,7 +523,11 @@ fn names_of_profiles_and_actions() {
     for p in [Profile::Strict, Profile::Liberal, Profile::Asym] {
         assert_eq!(Profile::from_name(p.name()), Some(p));
     }
-    for a in [InvalidAction::Flows, InvalidAction::Drop, InvalidAction::Untracked] {
+    for a in [
+        InvalidAction::Flows,
+        InvalidAction::Drop,
+        InvalidAction::Untracked,
+    ] {
         assert_eq!(InvalidAction::from_name(a.name()), Some(a));
     }
     assert_eq!(Profile::from_name("loose"), None);

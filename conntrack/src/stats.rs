@@ -280,7 +280,10 @@ mod tests {
         s.set_action(3, InvalidAction::Drop);
         s.set_action(4, InvalidAction::Untracked);
         assert_eq!(s.invalid(3, InvalidReason::NotNew), InvalidAction::Drop);
-        assert_eq!(s.invalid(4, InvalidReason::BadRst), InvalidAction::Untracked);
+        assert_eq!(
+            s.invalid(4, InvalidReason::BadRst),
+            InvalidAction::Untracked
+        );
         let z = s.zone_invalid(3);
         assert_eq!(z.invalid, vec![("not_new", 2)]);
         assert_eq!(z.dropped, vec![("not_new", 1)]);

@@ -342,13 +342,13 @@ impl TcpConn {
     pub(crate) fn is_assured(&self) -> bool {
         self.sides != Sides::OneSided
             && matches!(
-            self.state,
-            TcpState::Established
-                | TcpState::FinWait
-                | TcpState::CloseWait
-                | TcpState::LastAck
-                | TcpState::TimeWait
-        )
+                self.state,
+                TcpState::Established
+                    | TcpState::FinWait
+                    | TcpState::CloseWait
+                    | TcpState::LastAck
+                    | TcpState::TimeWait
+            )
     }
 
     /// Van Rooij's window check, updating the windows when the segment passes or when the
@@ -463,8 +463,7 @@ impl TcpConn {
                 && !after(x, around.wrapping_add(ONE_SIDED_SLACK))
         };
         let end = seg_end(t);
-        let ack_ok =
-            t.flags & F::ACK == 0 || s.flags & DIR_MAXACK == 0 || near(t.ack, s.maxack);
+        let ack_ok = t.flags & F::ACK == 0 || s.flags & DIR_MAXACK == 0 || near(t.ack, s.maxack);
         near(t.seq, s.end) && near(end, s.end) && ack_ok
     }
 

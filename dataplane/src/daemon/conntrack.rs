@@ -101,14 +101,12 @@ pub(super) fn parse_zone_settings(cfg: &mut ZoneConfig, settings: &[String]) -> 
         };
         match k {
             "profile" => {
-                cfg.profile = Profile::from_name(v).ok_or_else(|| {
-                    format!("profile: {v:?} is none of strict, liberal, asym")
-                })?
+                cfg.profile = Profile::from_name(v)
+                    .ok_or_else(|| format!("profile: {v:?} is none of strict, liberal, asym"))?
             }
             "invalid" => {
-                cfg.invalid = InvalidAction::from_name(v).ok_or_else(|| {
-                    format!("invalid: {v:?} is none of flows, drop, untracked")
-                })?
+                cfg.invalid = InvalidAction::from_name(v)
+                    .ok_or_else(|| format!("invalid: {v:?} is none of flows, drop, untracked"))?
             }
             "limit" => cfg.limit = num()?,
             _ => {
@@ -133,7 +131,8 @@ pub(super) fn parse_zone_settings(cfg: &mut ZoneConfig, settings: &[String]) -> 
 fn zone_dump(ct: &conntrack::Conntrack, zone: u16, entries: u32) -> CtZoneDump {
     let cfg = ct.zone_config(zone);
     let counts = ct.zone_invalid(zone);
-    let named = |v: Vec<(&'static str, u64)>| v.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+    let named =
+        |v: Vec<(&'static str, u64)>| v.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
     CtZoneDump {
         zone,
         entries,
