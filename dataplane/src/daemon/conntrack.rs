@@ -282,3 +282,96 @@ impl Switch {
         Ok(Reply::Done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(items: &[&str]) -> Result<ZoneConfig, String> {
+        let mut cfg = ZoneConfig::default();
+        let items: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+        parse_zone_settings(&mut cfg, &items).map(|()| cfg)
+    }
+
+    #[test]
+    fn profiles_invalid_actions_and_one_sided_timeouts() {
+        let cfg = parse(&[
+            "profile=asym",
+            "invalid=drop",
+            "timeout.tcp_one_sided_established=300",
+            "timeout.tcp_one_sided_closing=5",
+            "limit=50",
+        ])
+        .unwrap();
+        assert_eq!(cfg.profile, Profile::Asym);
+        assert_eq!(cfg.invalid, InvalidAction::Drop);
+        assert_eq!(cfg.timeouts.tcp_one_sided_established, 300);
+        assert_eq!(cfg.timeouts.tcp_one_sided_closing, 5);
+        assert_eq!(cfg.limit, 50);
+        assert_eq!(
+            parse(&["invalid=untracked"]).unwrap().invalid,
+            InvalidAction::Untracked
+        );
+        assert_eq!(
+            parse(&["invalid=flows"]).unwrap().invalid,
+            InvalidAction::Flows
+        );
+        assert_eq!(
+            parse(&["profile=liberal"]).unwrap().profile,
+            Profile::Liberal
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_token() {
+        for (item, token) in [
+            ("profile=loose", "\"loose\""),
+            ("invalid=pass", "\"pass\""),
+            ("timeout.tcp_one_sided=1", "\"tcp_one_sided\""),
+            ("timeout.tcp_one_sided_closing=x", "\"x\""),
+            ("bogus=1", "\"bogus\""),
+        ] {
+            let err = parse(&[item]).unwrap_err();
+            assert!(err.contains(token), "{item}: {err}");
+        }
+    }
+
+    #[test]
+    fn dump_line_marks_one_sided_entries() {
+        let ct = conntrack::Conntrack::default();
+        ct.set_zone_config(
+            7,
+            ZoneConfig {
+                profile: Profile::Asym,
+                ..ZoneConfig::default()
+            },
+        );
+        let tcp = |flags, seq| {
+            conntrack::PacketInfo::tcp(
+                7,
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                conntrack::TcpInfo {
+                    sport: 40000,
+                    dport: 22,
+                    seq,
+                    ack: 55,
+                    window: 100,
+                    flags,
+                    wscale: None,
+                    payload_len: 0,
+                },
+            )
+        };
+        use conntrack::packet::tcp_flags::{ACK, SYN};
+        ct.process(&tcp(SYN, 10), 0, true);
+        ct.process(&tcp(ACK, 11), 0, true);
+        let e = &ct.entries(Some(7), 0)[0];
+        let line = entry_line(e);
+        assert!(
+            line.contains("ESTABLISHED") && line.contains(" [ONE_SIDED]"),
+            "{line}"
+        );
+        assert!(!line.contains("[ASSURED]"), "{line}");
+    }
+}

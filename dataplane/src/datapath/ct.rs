@@ -290,6 +290,7 @@ pub(crate) fn track(
 mod tests {
     use super::*;
     use crate::execute::testutil::{arp, eth, icmp, ipv4, tcp, udp};
+    use conntrack::config::InvalidAction;
     use conntrack::packet::L4;
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -430,5 +431,118 @@ mod tests {
         };
         assert!(matches!(track(&ct, &req, &mut f, 1, 1), Tracked::Go(None)));
         assert_eq!(ct.entries(Some(1), 1)[0].packets[0], 2);
+    }
+
+    /// A bare ACK with no SYN before it (an unsolicited ACK: `not_new`), to 10.0.0.2:22.
+    fn spoofed_ack() -> Vec<u8> {
+        eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                6,
+                64,
+                &tcp(40000, 22, 0x10, b""),
+            ),
+        )
+    }
+
+    fn zone_with(ct: &Conntrack, zone: u16, invalid: InvalidAction) {
+        ct.set_zone_config(
+            zone,
+            conntrack::ZoneConfig {
+                invalid,
+                ..conntrack::ZoneConfig::default()
+            },
+        );
+    }
+
+    fn ct_req(zone: u16, nat: Option<conntrack::NatRequest>) -> CtRequest {
+        CtRequest {
+            zone,
+            commit: true,
+            recirc: Some(crate::xlate::recirc_id(1)),
+            mark: None,
+            label: None,
+            nat,
+        }
+    }
+
+    #[test]
+    fn invalid_action_flows_continues_inv() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        let mut f = spoofed_ack();
+        let Tracked::Go(Some((k, _))) = track(&ct, &ct_req(7, None), &mut f, 1, 0) else {
+            panic!("recirculates")
+        };
+        assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::INV);
+        assert_eq!(ct.invalid_count(InvalidReason::NotNew), 1);
+        assert!(ct.zone_invalid(7).dropped.is_empty());
+    }
+
+    #[test]
+    fn invalid_action_drop_stops_the_packet_in_ct_and_counts_it() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        zone_with(&ct, 7, InvalidAction::Drop);
+        let mut f = spoofed_ack();
+        assert!(matches!(
+            track(&ct, &ct_req(7, None), &mut f, 1, 0),
+            Tracked::Invalid
+        ));
+        // Untrackable frames too (here an ARP request sent through ct()).
+        let mut a = eth(
+            B,
+            A,
+            None,
+            0x0806,
+            &arp(1, A, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
+        );
+        assert!(matches!(
+            track(&ct, &ct_req(7, None), &mut a, 1, 0),
+            Tracked::Invalid
+        ));
+        let z = ct.zone_invalid(7);
+        assert_eq!(z.dropped, vec![("not_new", 1), ("untrackable", 1)]);
+        assert!(ct.is_empty());
+        // Valid packets are not affected: a SYN is tracked as new.
+        let mut syn = eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                6,
+                64,
+                &tcp(40000, 22, 0x02, b""),
+            ),
+        );
+        let Tracked::Go(Some((k, _))) = track(&ct, &ct_req(7, None), &mut syn, 1, 0) else {
+            panic!("recirculates")
+        };
+        assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::NEW);
+    }
+
+    #[test]
+    fn invalid_action_untracked_continues_trk_only_and_untranslated() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        zone_with(&ct, 7, InvalidAction::Untracked);
+        // With a NAT request: an invalid packet is never translated by ct.
+        let nat = conntrack::NatRequest::snat("192.0.2.9".parse().unwrap());
+        let mut f = spoofed_ack();
+        let orig = f.clone();
+        let Tracked::Go(Some((k, _))) = track(&ct, &ct_req(7, Some(nat)), &mut f, 1, 0) else {
+            panic!("recirculates")
+        };
+        assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK);
+        assert_eq!(f, orig, "not translated");
+        assert_eq!(k.get(Field::Ipv4Src), 0x0a00_0001);
+        assert_eq!(ct.zone_invalid(7).invalid, vec![("not_new", 1)]);
+        assert!(ct.zone_invalid(7).dropped.is_empty());
+        assert!(ct.is_empty());
     }
 }
