@@ -153,6 +153,7 @@ fn symmetric_floating_ip_carries_the_connection() {
 
     events.wait_for("ESTABLISHED", EVIDENCE);
     net_wire.wait_for(|s| s.is_syn_ack(), EVIDENCE);
+    vm_if.wait_for(syn_ack_from_vm, EVIDENCE);
     let invalid_acks = nft_counter(&s1.net, "ip", NFT_TABLE, NFT_INVALID_ACKS);
     let bypassed = nft_counter(&s1.cmp, "netdev", NFT_TABLE, NFT_BYPASSED);
     let ct_events = events.lines();

@@ -619,7 +619,7 @@ impl Segment {
 }
 
 /// `tcpdump` on one interface of a namespace, TCP port 22 only, printing Ethernet headers;
-/// stopped by PID (SIGINT, then killed on drop if it lingers).
+/// stopped by PID (SIGTERM, then killed on drop if it lingers).
 pub struct Capture {
     /// Where: `<namespace>/<interface>`.
     pub place: String,
@@ -629,7 +629,10 @@ pub struct Capture {
 impl Capture {
     /// Start it and wait (bounded) until tcpdump says it is listening.
     pub fn start(ns: &Netns, iface: &str) -> Capture {
-        let cmd = format!("exec tcpdump -i {iface} -e -nn -l -U tcp port {SSH_PORT} 2>&1");
+        // Immediate mode: each packet is handed over as it comes (otherwise the kernel ring
+        // holds it up to a second, and a capture stopped early misses it).
+        let cmd =
+            format!("exec tcpdump -i {iface} --immediate-mode -e -nn -l tcp port {SSH_PORT} 2>&1");
         let proc = ns.spawn(&["sh", "-c", &cmd]);
         let place = format!("{}/{iface}", ns.name());
         assert!(
@@ -655,9 +658,10 @@ impl Capture {
             .wait_line(|l| Segment::parse(l).is_some_and(|s| pred(&s)), timeout)
     }
 
-    /// Stop it (SIGINT, bounded wait) and return every segment it captured.
+    /// Stop it (SIGTERM: tcpdump flushes and exits; bounded wait) and return every segment
+    /// it captured.
     pub fn stop(mut self) -> Vec<Segment> {
-        crate::signal(self.proc.pid(), "INT");
+        crate::signal(self.proc.pid(), "TERM");
         let out = self.proc.wait(Duration::from_secs(5));
         out.stdout.lines().filter_map(Segment::parse).collect()
     }
