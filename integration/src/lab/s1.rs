@@ -1,17 +1,15 @@
 //! The S1 lab (`shared/scenarios.md`, seeds 000/001): a floating IP served on two paths.
 //!
 //! ```text
-//!   client ns               ext ns (the external network)            VM ns
-//!   eth0 192.168.111.210 ── to-client ┐
-//!   2c:ab:00:9a:04:37                 ├─ br-ex (Linux bridge)         eth0 88.88.88.4/24
-//!                           to-net ───┤                               fa:16:3e:4b:eb:3c
-//!                           to-cmp ───┘                                  │
-//!                              │            │                           │
-//!   network node ns            │            │        compute node ns     │
-//!   qg-5d88ef18-33 ────────────┘            └─────── ext                 │
-//!     fa:16:3e:e3:66:3c                                fa:16:3e:74:db:c7 │
-//!   ul 10.0.0.1/24 ═══════════ underlay veth ═══════ ul 10.0.0.2/24      │
-//!                                                    tap-vm ─────────────┘
+//!  client ns                  ext ns (the external network): bridge br-ex
+//!  eth0 192.168.111.210 ────── to-client
+//!       2c:ab:00:9a:04:37      to-net ──────────────┐     to-cmp ─────────────────┐
+//!                                                   │                             │
+//!  network node ns                                  │     compute node ns         │
+//!  qg-5d88ef18-33 fa:16:3e:e3:66:3c ────────────────┘     ext fa:16:3e:74:db:c7 ──┘
+//!  ul 10.0.0.1/24 ═══════════ underlay veth ══════════════ ul 10.0.0.2/24
+//!                                                          tap-vm ── eth0 88.88.88.4/24 (VM ns)
+//!                                                                    fa:16:3e:4b:eb:3c
 //! ```
 //!
 //! [`S1Lab::new`] builds only what does not depend on who drives the two nodes: the five
@@ -36,8 +34,8 @@
 //!   the tenant subnet, rewrites the source to the floating IP and the MACs exactly as that
 //!   flow does, and forwards them straight out of `ext`. The packets never enter the compute
 //!   node's IP stack, so no conntrack sees them there: the stateless SNAT (`notrack`) of the
-//!   issue, without any routing decision to bypass. (`dec_ttl` is left out: nftables cannot
-//!   decrement a header field; the client does not look at the TTL.)
+//!   issue, without any routing decision to bypass. (`dec_ttl` is left out: nftables has no
+//!   arithmetic on header fields, and nothing here depends on the TTL.)
 //!   With [`Routing::Symmetric`] the compute node only bridges, and the VM's replies go back
 //!   through the network node, which is the control that shows the lab itself is sound.
 
@@ -297,7 +295,10 @@ impl S1Lab {
             HOST_IF,
         ]);
         must(&["ip", "-n", vm, "route", "add", "default", "via", TENANT_GW]);
-        for (ns, ip) in [(&s1.net, NET_UNDERLAY_IP), (&s1.cmp, CMP_UNDERLAY_IP)] {
+        for (ns, ip, dev) in [
+            (&s1.net, NET_UNDERLAY_IP, NET_UNDERLAY),
+            (&s1.cmp, CMP_UNDERLAY_IP, CMP_UNDERLAY),
+        ] {
             must(&[
                 "ip",
                 "-n",
@@ -306,7 +307,7 @@ impl S1Lab {
                 "add",
                 &format!("{ip}/24"),
                 "dev",
-                NET_UNDERLAY,
+                dev,
             ]);
             // Each direction of a connection may enter a node by another interface than the
             // one its reverse route leaves by: that is the scenario, so no reverse-path filter.
