@@ -396,7 +396,8 @@ def csum(b):
     s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return ~s & 0xffff
-sn = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+# ETH_P_ALL: only "all" taps see outgoing frames.
+sn = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 sn.bind(("eth0", 0)); sn.settimeout(0.2)
 cip, sip = socket.inet_aton(client), socket.inet_aton(server)
 print("sniffing", flush=True)
@@ -408,7 +409,7 @@ while nxt is None and time.time() < deadline:
     except socket.timeout:
         continue
     ip = f[14:]
-    if len(ip) < 40 or ip[9] != 6 or ip[12:16] != sip or ip[16:20] != cip:
+    if f[12:14] != b"\x08\x00" or len(ip) < 40 or ip[9] != 6 or ip[12:16] != sip or ip[16:20] != cip:
         continue
     ihl = (ip[0] & 15) * 4
     tot = struct.unpack("!H", ip[2:4])[0]
