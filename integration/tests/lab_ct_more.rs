@@ -623,13 +623,14 @@ fn zone_limit_10_admits_ten_refuses_the_eleventh() {
     let lines = cli.lines();
     assert!(lines.iter().any(|l| l == "open 10"), "{lines:?}");
     assert!(lines.iter().any(|l| l == "extra timeout"), "{lines:?}");
-    // Ten entries, at the limit; the refused SYN(s) of the eleventh counted once each, as
-    // table_full, and dropped by the +inv flow (one SYN unless the kernel retransmitted it
-    // within the 0.5 s the client waited, which it does not: the first retry is at 1 s).
+    // Ten entries, at the limit; the eleventh's SYN refused: counted table_full once per SYN
+    // the switch saw (the +inv drop flow counts those). That is one SYN: the client gives up
+    // after 0.5 s and the kernel's first retransmission is due at 1 s; should a stalled
+    // client let a retransmission out, it is refused and counted the same way.
     assert_eq!(zone_stats(&d, 5), (10, 10), "{}", ct_stats(&d));
     let refused = invalid(&d, "table_full") - full;
-    assert_eq!(refused, 1, "{}", ct_stats(&d));
-    assert_eq!(inv_drops(&d) - drops, refused);
+    assert!(refused >= 1, "{}", ct_stats(&d));
+    assert_eq!(inv_drops(&d) - drops, refused, "one count per refused SYN");
     let srv_peers = srv
         .lines()
         .iter()
