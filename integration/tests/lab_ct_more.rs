@@ -765,15 +765,17 @@ fn link(a: &Netns, a_end: &str, a_ip: &str, b: &Netns, b_end: &str, b_ip: &str, 
 /// Make `ns` a router: forwarding on, reverse-path filtering off (the lab's asymmetry is
 /// deliberate: errors come from router addresses, replies from the FIP).
 fn router(ns: &Netns) {
-    ns.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    let links = ns.exec_ok(&["ls", "/proc/sys/net/ipv4/conf"]);
-    for dev in links.split_whitespace() {
-        ns.exec_ok(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv4.conf.{}.rp_filter=0", dev.replace('.', "/")),
-        ]);
+    // Through /proc rather than sysctl(8): sh and coreutils are on every Debian, procps not.
+    let mut cmd = String::from("echo 1 > /proc/sys/net/ipv4/ip_forward");
+    for dev in ns
+        .exec_ok(&["ls", "/proc/sys/net/ipv4/conf"])
+        .split_whitespace()
+    {
+        cmd.push_str(&format!(
+            "; echo 0 > /proc/sys/net/ipv4/conf/{dev}/rp_filter"
+        ));
     }
+    ns.exec_ok(&["sh", "-ec", &cmd]);
 }
 
 /// `mtu N` of `ip route get ADDR` in `ns` (the PMTU the kernel learnt), if any.
