@@ -9,6 +9,7 @@
 
 use super::handlers::{State, Switch};
 use conntrack::config::{InvalidAction, Profile, ZoneConfig};
+use conntrack::filter::{FilterError, TupleFilter};
 use conntrack::table::EntryInfo;
 use conntrack::tuple::Tuple;
 use control::protocol::{
@@ -127,6 +128,25 @@ pub(super) fn parse_zone_settings(cfg: &mut ZoneConfig, settings: &[String]) -> 
     Ok(())
 }
 
+/// The `flush-conntrack` tuple, or an error whose token is the offending `key=value`.
+fn parse_flush_tuple(text: &str) -> Result<TupleFilter, ErrorReply> {
+    TupleFilter::parse(text).map_err(|e| {
+        let token = match &e {
+            FilterError::Empty => None,
+            FilterError::NotKeyValue(t)
+            | FilterError::UnknownField(t)
+            | FilterError::Repeated(t)
+            | FilterError::MixedFamilies(t)
+            | FilterError::BadValue { item: t, .. }
+            | FilterError::Prerequisite { item: t, .. } => Some(t.clone()),
+        };
+        ErrorReply {
+            token,
+            ..bad(format!("conntrack tuple: {e}"))
+        }
+    })
+}
+
 /// One zone as `conntrack-stats` and `show` list it.
 fn zone_dump(ct: &conntrack::Conntrack, zone: u16, entries: u32) -> CtZoneDump {
     let cfg = ct.zone_config(zone);
@@ -224,9 +244,16 @@ impl Switch {
         Ok(Reply::Conntrack { entries })
     }
 
-    pub(super) fn flush_conntrack(&self, zone: Option<u16>) -> Outcome {
+    /// `flush-conntrack [--zone N] [TUPLE]`: a bad tuple is refused (naming the item) before
+    /// anything is removed.
+    pub(super) fn flush_conntrack(&self, zone: Option<u16>, tuple: Option<&str>) -> Outcome {
+        let filter = tuple.map(parse_flush_tuple).transpose()?;
         let st = self.lock();
-        let count = st.datapath()?.conntrack().flush(zone, None);
+        let ct = st.datapath()?.conntrack();
+        let count = match &filter {
+            Some(f) => ct.flush_matching(zone, f),
+            None => ct.flush(zone, None),
+        };
         Ok(Reply::ConntrackFlushed { count })
     }
 
