@@ -12,7 +12,12 @@
 //! * miss path: every packet is a new flow (the source address counts up), so each one is
 //!   translated and inserted, evicting;
 //! * normal: the hit path with `actions=NORMAL`, two hosts already learned (MAC lookup and
-//!   learn check per packet at execute time).
+//!   learn check per packet at execute time);
+//! * lab pipeline: the veth lab's three tables (`in_port=1 → goto 1`, `ip,nw_dst=/24 → goto
+//!   2`, `ip → output:2`), 10 000 flows: one megaflow serves them all, as in `make bench-lab`;
+//! * 10 000 megaflows: a higher-priority rule on `nw_src`+`tp_src` that no packet matches makes
+//!   translation un-wildcard both fields, so every flow is its own megaflow and the cache holds
+//!   10 000 entries (the cache's memory footprint, not the lab's case).
 
 use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
 use control::flow::field::Field;
@@ -53,17 +58,33 @@ struct Rig {
 /// Bridge `br0` with one rule (`in_port=1` if `only_port1`, else match-all) and memory ports
 /// p1, p2 (p2 discards what it transmits).
 fn rig(action: Action, only_port1: bool) -> Rig {
+    let mut m = Match::new();
+    if only_port1 {
+        m.set_exact(Field::InPort, 1);
+    }
+    rig_flows(&[FlowSpec::new(0, 100, m, vec![action])])
+}
+
+/// Bridge `br0` with the flows written in the flow language.
+fn rig_text(flows: &[&str]) -> Rig {
+    let specs: Vec<FlowSpec> = flows
+        .iter()
+        .map(|f| control::flow::parse_flow(f, control::flow::ParseMode::Add).unwrap())
+        .collect();
+    rig_flows(&specs)
+}
+
+/// Bridge `br0` with these flows and memory ports p1, p2 (p2 discards what it transmits).
+fn rig_flows(flows: &[FlowSpec]) -> Rig {
     let (dp, mut workers) = Datapath::start_detached(DatapathConfig {
         workers: 1,
         idle: IdlePolicy::Busy,
         mac_aging_secs: 300,
     });
     let mut e = Pipeline::default().edit();
-    let mut m = Match::new();
-    if only_port1 {
-        m.set_exact(Field::InPort, 1);
+    for f in flows {
+        e.insert(Rule::from_spec(f, 0));
     }
-    e.insert(Rule::from_spec(&FlowSpec::new(0, 100, m, vec![action]), 0));
     // The daemon's bridge type owns the published pipeline handle.
     let bridge = Bridge::new("br0");
     bridge.publish(e.finish());
@@ -110,6 +131,40 @@ fn bench(c: &mut Criterion) {
             r.batch(&frames, &mut next);
         }
         g.bench_with_input(BenchmarkId::new("hit output:2", flows), &flows, |b, _| {
+            b.iter(|| r.batch(&frames, &mut next))
+        });
+        assert!(r.p2.discarded() > 0);
+    }
+
+    // 10 000 flows with distinct source addresses (the megaflow case keys on them).
+    let frames: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| frame(0x0a01_0000 + i, 1000 + (i % 1000) as u16))
+        .collect();
+    for (name, flows) in [
+        (
+            "lab pipeline (3 tables, 1 megaflow)",
+            &[
+                "table=0,priority=10,in_port=1 actions=goto_table:1",
+                "table=1,priority=10,ip,nw_dst=10.0.0.0/24 actions=goto_table:2",
+                "table=2,priority=10,ip actions=output:2",
+            ][..],
+        ),
+        (
+            "10000 megaflows",
+            &[
+                "priority=200,udp,nw_src=10.9.9.9,tp_src=9 actions=drop",
+                "priority=100,in_port=1 actions=output:2",
+            ][..],
+        ),
+    ] {
+        let mut r = rig_text(flows);
+        let mut next = 0;
+        for _ in 0..frames.len().div_ceil(BATCH) + 1 {
+            r.batch(&frames, &mut next);
+        }
+        let want = if name.starts_with("lab") { 1 } else { 10_000 };
+        assert_eq!(r.worker.cache_len(), want, "{name}: megaflows in the cache");
+        g.bench_with_input(BenchmarkId::new(name, 10_000), &(), |b, _| {
             b.iter(|| r.batch(&frames, &mut next))
         });
         assert!(r.p2.discarded() > 0);

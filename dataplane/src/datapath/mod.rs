@@ -416,6 +416,11 @@ impl DetachedWorker {
     pub fn clear_cache(&mut self) {
         self.0.clear_cache()
     }
+
+    /// Megaflows in the flow cache (benchmarks check what they measure).
+    pub fn cache_len(&self) -> usize {
+        self.0.cache_len()
+    }
 }
 
 impl Datapath {

@@ -216,6 +216,10 @@ impl Worker {
         self.cache.clear();
     }
 
+    pub(crate) fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
     fn next_epoch(&mut self) -> u64 {
         self.epochs += 1;
         self.epochs
