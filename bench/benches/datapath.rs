@@ -9,8 +9,8 @@
 //!
 //! * hit path: flows cycle over 1, 100 or 10 000 distinct 5-tuples (all fit the 16k-entry
 //!   cache; 10 000 flows exercise its memory footprint);
-//! * miss path: every packet is a new flow (the source address counts up), so each one is
-//!   translated and inserted, evicting;
+//! * miss path: every packet is a new megaflow (the source address counts up under the
+//!   10 000-megaflow rule set below), so each one is translated and inserted, evicting;
 //! * normal: the hit path with `actions=NORMAL`, two hosts already learned (MAC lookup and
 //!   learn check per packet at execute time);
 //! * lab pipeline: the veth lab's three tables (`in_port=1 → goto 1`, `ip,nw_dst=/24 → goto
@@ -21,7 +21,7 @@
 
 use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
 use control::flow::field::Field;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use dataplane::daemon::Bridge;
 use dataplane::datapath::{Datapath, DatapathConfig, DetachedWorker, IdlePolicy, BATCH};
 use dataplane::execute::testutil::{eth, ipv4, udp};
@@ -116,9 +116,12 @@ impl Rig {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let mut g = c.benchmark_group("datapath");
-    g.throughput(Throughput::Elements(BATCH as u64));
+/// One benchmark case: its name and one batch of its work (32 frames).
+type Case = (String, Box<dyn FnMut()>);
+
+/// Every case, set up and warmed.
+fn cases() -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
 
     for flows in [1usize, 100, 10_000] {
         let mut r = rig(Action::Output(OutputPort::Port(2)), true);
@@ -130,10 +133,11 @@ fn bench(c: &mut Criterion) {
         for _ in 0..flows.div_ceil(BATCH) + 1 {
             r.batch(&frames, &mut next);
         }
-        g.bench_with_input(BenchmarkId::new("hit output:2", flows), &flows, |b, _| {
-            b.iter(|| r.batch(&frames, &mut next))
-        });
         assert!(r.p2.discarded() > 0);
+        cases.push((
+            format!("hit output:2/{flows}"),
+            Box::new(move || r.batch(&frames, &mut next)),
+        ));
     }
 
     // 10 000 flows with distinct source addresses (the megaflow case keys on them).
@@ -158,33 +162,41 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let mut r = rig_text(flows);
+        let frames = frames.clone();
         let mut next = 0;
         for _ in 0..frames.len().div_ceil(BATCH) + 1 {
             r.batch(&frames, &mut next);
         }
         let want = if name.starts_with("lab") { 1 } else { 10_000 };
         assert_eq!(r.worker.cache_len(), want, "{name}: megaflows in the cache");
-        g.bench_with_input(BenchmarkId::new(name, 10_000), &(), |b, _| {
-            b.iter(|| r.batch(&frames, &mut next))
-        });
         assert!(r.p2.discarded() > 0);
+        cases.push((
+            format!("{name}/10000"),
+            Box::new(move || r.batch(&frames, &mut next)),
+        ));
     }
 
     {
-        let mut r = rig(Action::Output(OutputPort::Port(2)), true);
+        // The megaflow rule set above: a new source address is a new megaflow, so every
+        // packet is translated and inserted (the cache empties itself when full).
+        let mut r = rig_text(&[
+            "priority=200,udp,nw_src=10.9.9.9,tp_src=9 actions=drop",
+            "priority=100,in_port=1 actions=output:2",
+        ]);
         let mut tmpl = frame(0, 1000);
         let mut src: u32 = 0x0b00_0000;
-        // IPv4 source at 14 + 12.
-        g.bench_function("miss output:2 (every packet a new flow)", |b| {
-            b.iter(|| {
+        cases.push((
+            "miss output:2 (every packet a new megaflow)".into(),
+            Box::new(move || {
                 for _ in 0..BATCH {
                     src = src.wrapping_add(1);
+                    // IPv4 source at 14 + 12.
                     tmpl[26..30].copy_from_slice(&src.to_be_bytes());
                     r.p1.inject(&tmpl);
                 }
-                r.worker.iterate()
-            })
-        });
+                r.worker.iterate();
+            }),
+        ));
     }
 
     {
@@ -210,9 +222,10 @@ fn bench(c: &mut Criterion) {
         for _ in 0..5 {
             r.batch(&frames, &mut next);
         }
-        g.bench_function("hit normal (100 flows)", |b| {
-            b.iter(|| r.batch(&frames, &mut next))
-        });
+        cases.push((
+            "hit normal (100 flows)".into(),
+            Box::new(move || r.batch(&frames, &mut next)),
+        ));
     }
 
     {
@@ -220,11 +233,12 @@ fn bench(c: &mut Criterion) {
         // Subtract from the figures above for the datapath's own cost.
         let (mut port, peer) = memory::pair("m");
         peer.set_discard_tx(true);
-        let q = &mut port.queues[0];
+        let mut q = port.queues.remove(0);
         let f = frame(0x0a00_0001, 1000);
         let mut bufs: Vec<PacketBuf> = (0..BATCH).map(|_| PacketBuf::from_frame(&f)).collect();
-        g.bench_function("memory port only (inject+recv+send)", |b| {
-            b.iter(|| {
+        cases.push((
+            "memory port only (inject+recv+send)".into(),
+            Box::new(move || {
                 for _ in 0..BATCH {
                     peer.inject(&f);
                 }
@@ -233,12 +247,71 @@ fn bench(c: &mut Criterion) {
                 for (r, b) in refs.iter_mut().zip(&bufs[..n]) {
                     *r = b.data();
                 }
-                q.send(&refs[..n])
-            })
-        });
+                q.send(&refs[..n]);
+            }),
+        ));
+    }
+    cases
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("datapath");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, mut f) in cases() {
+        g.bench_function(name, |b| b.iter(&mut f));
     }
     g.finish();
 }
 
+/// This thread's CPU time so far (ns): unlike wall time it does not grow while the thread
+/// waits for a core another process holds.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `DATAPATH_CPU=ROUNDS[,BATCHES]`: instead of criterion, measure each case's CPU time per
+/// packet over ROUNDS rounds of BATCHES batches (default 2000), cases interleaved round by
+/// round, and print the minimum and the median over rounds. On a machine shared with other
+/// work this is far steadier than wall time: the minimum is the round least disturbed.
+fn cpu_mode(spec: &str, filter: Option<&str>) {
+    let mut it = spec.split(',');
+    let rounds: usize = it.next().and_then(|v| v.parse().ok()).unwrap_or(15);
+    let batches: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|(n, _)| filter.is_none_or(|f| n.contains(f)))
+        .collect();
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            let t0 = thread_cpu_ns();
+            for _ in 0..batches {
+                f();
+            }
+            let ns = thread_cpu_ns() - t0;
+            per[i].push(ns as f64 / (batches * BATCH as u64) as f64);
+        }
+    }
+    for ((name, _), v) in cases.iter().zip(&mut per) {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{name:<55} min {:7.1}  median {:7.1} ns/packet (CPU time, {rounds} rounds)",
+            v[0],
+            v[v.len() / 2]
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("DATAPATH_CPU") {
+        // The first free argument (not an option, not cargo's `--bench`) filters cases.
+        let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+        cpu_mode(&spec, filter.as_deref());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

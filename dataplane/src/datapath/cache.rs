@@ -139,9 +139,20 @@ impl FlowCache {
         self.groups.len()
     }
 
-    /// Look `key` up for `bridge` whose current epoch is `epoch`.
+    /// Look `key` up for `bridge` whose current epoch is `epoch`, trying entry `hint` first
+    /// (the entry the previous packet hit, or anything out of range for none): consecutive
+    /// packets of one megaflow — the common case, and every packet when one megaflow covers a
+    /// whole flow set — then cost a compare of the mask's words, no hash and no probe. Any
+    /// valid entry of the bridge and epoch that matches is right (megaflows never disagree),
+    /// so taking the hint's answer changes nothing but the cost.
     #[inline]
-    pub fn lookup(&mut self, bridge: u32, epoch: u64, key: &FlowKey) -> Lookup {
+    pub fn lookup(&mut self, bridge: u32, epoch: u64, key: &FlowKey, hint: usize) -> Lookup {
+        if let Some(e) = self.entries.get(hint) {
+            // Free entries have epoch 0 (epochs start at 1), and a live entry's group exists.
+            if e.epoch == epoch && self.groups[usize::from(e.group)].matches(e, bridge, key) {
+                return Lookup::Hit(hint);
+            }
+        }
         for gi in 0..self.groups.len() {
             let g = &self.groups[gi];
             let h = g.hash(bridge, key);
@@ -245,6 +256,8 @@ mod tests {
     use super::*;
     use control::flow::field::Field;
 
+    const NO_HINT: usize = usize::MAX;
+
     fn key(src: u32, sport: u16) -> FlowKey {
         let mut k = FlowKey::zero();
         k.set(Field::InPort, 1);
@@ -269,20 +282,20 @@ mod tests {
     fn one_megaflow_serves_every_microflow_under_its_mask() {
         let mut c = FlowCache::new(DEFAULT_ENTRIES);
         let out = out_with_mask(&[Field::InPort, Field::EthType, Field::Ipv4Dst], 2);
-        assert!(matches!(c.lookup(1, 1, &key(1, 1)), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 1, &key(1, 1), NO_HINT), Lookup::Miss));
         c.insert(1, 1, &key(1, 1), &out);
         for sport in 0..10_000u16 {
-            match c.lookup(1, 1, &key(0x0a00_0001 + u32::from(sport % 7), sport)) {
+            match c.lookup(1, 1, &key(0x0a00_0001 + u32::from(sport % 7), sport), NO_HINT) {
                 Lookup::Hit(i) => assert_eq!(c.get(i).actions, vec![DpAction::Output(2)]),
                 Lookup::Miss => panic!("microflow {sport} missed"),
             }
         }
         assert_eq!((c.len(), c.n_groups()), (1, 1));
         // Another bridge, another destination: misses.
-        assert!(matches!(c.lookup(2, 1, &key(1, 1)), Lookup::Miss));
+        assert!(matches!(c.lookup(2, 1, &key(1, 1), NO_HINT), Lookup::Miss));
         let mut other = key(1, 1);
         other.set(Field::Ipv4Dst, 0x0a00_0003);
-        assert!(matches!(c.lookup(1, 1, &other), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 1, &other, NO_HINT), Lookup::Miss));
     }
 
     #[test]
@@ -290,10 +303,10 @@ mod tests {
         let mut c = FlowCache::new(DEFAULT_ENTRIES);
         let out = out_with_mask(&[Field::Ipv4Dst], 2);
         c.insert(1, 1, &key(1, 1), &out);
-        assert!(matches!(c.lookup(1, 2, &key(1, 1)), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 2, &key(1, 1), NO_HINT), Lookup::Miss));
         assert_eq!(c.len(), 0, "stale entry removed when found");
         c.insert(1, 2, &key(1, 1), &out_with_mask(&[Field::Ipv4Dst], 3));
-        match c.lookup(1, 2, &key(9, 9)) {
+        match c.lookup(1, 2, &key(9, 9), NO_HINT) {
             Lookup::Hit(i) => assert_eq!(c.get(i).actions, vec![DpAction::Output(3)]),
             Lookup::Miss => panic!("miss"),
         }
@@ -310,14 +323,14 @@ mod tests {
             &out_with_mask(&[Field::Ipv4Src, Field::UdpSrc], 6),
         );
         assert_eq!(c.n_groups(), 2);
-        assert!(matches!(c.lookup(1, 1, &key(7, 1)), Lookup::Hit(_)));
-        assert!(matches!(c.lookup(1, 1, &key(1, 2)), Lookup::Hit(_)));
-        assert!(matches!(c.lookup(1, 1, &key(7, 2)), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 1, &key(7, 1), NO_HINT), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(1, 1, &key(1, 2), NO_HINT), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(1, 1, &key(7, 2), NO_HINT), Lookup::Miss));
         for sport in 100..300u16 {
             c.insert(1, 1, &key(1, sport), &out_with_mask(&[Field::UdpSrc], 5));
             assert!(c.len() <= 100);
         }
-        assert!(matches!(c.lookup(1, 1, &key(3, 299)), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(1, 1, &key(3, 299), NO_HINT), Lookup::Hit(_)));
     }
 
     /// Translate `k` through the stateful firewall's table 1 (`xlate_from`) and cache it.
@@ -367,17 +380,17 @@ mod tests {
         };
         // The recirculated +new key must not hit the first-pass entry.
         let new = recirc(TRK | NEW);
-        assert!(matches!(c.lookup(1, 1, &new), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 1, &new, NO_HINT), Lookup::Miss));
         let i_new = xlate_insert(&mut c, &p, &new, 1);
         assert!(c.get(i_new).actions.is_empty());
         // The same 5-tuple +est: its own entry, other actions.
         let est = recirc(TRK | EST | RPL);
-        assert!(matches!(c.lookup(1, 1, &est), Lookup::Miss));
+        assert!(matches!(c.lookup(1, 1, &est, NO_HINT), Lookup::Miss));
         let i_est = xlate_insert(&mut c, &p, &est, 1);
         assert_eq!(c.get(i_est).actions, vec![DpAction::Output(1)]);
         // Each key now finds its own entry.
-        assert!(matches!(c.lookup(1, 1, &first), Lookup::Hit(i) if i == i0));
-        assert!(matches!(c.lookup(1, 1, &new), Lookup::Hit(i) if i == i_new));
-        assert!(matches!(c.lookup(1, 1, &est), Lookup::Hit(i) if i == i_est));
+        assert!(matches!(c.lookup(1, 1, &first, NO_HINT), Lookup::Hit(i) if i == i0));
+        assert!(matches!(c.lookup(1, 1, &new, NO_HINT), Lookup::Hit(i) if i == i_new));
+        assert!(matches!(c.lookup(1, 1, &est, NO_HINT), Lookup::Hit(i) if i == i_est));
     }
 }

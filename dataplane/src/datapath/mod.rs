@@ -121,7 +121,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use stats::Drops;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -304,6 +304,9 @@ pub(crate) struct Link {
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) topo: ArcSwap<Topology>,
+    /// `topo`'s generation, stored after it: workers compare this plain atomic per iteration
+    /// and load `topo` only when it moved.
+    pub(crate) topo_gen: AtomicU64,
     /// `links[from][to]`.
     pub(crate) links: Vec<Vec<Link>>,
     pub(crate) gone: Sender<GoneEvent>,
@@ -454,6 +457,7 @@ impl Datapath {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             topo: ArcSwap::from_pointee(Topology::default()),
+            topo_gen: AtomicU64::new(0),
             links: (0..n)
                 .map(|_| {
                     (0..n)
@@ -568,6 +572,7 @@ impl Datapath {
                 .collect(),
         };
         self.shared.topo.store(Arc::new(topo));
+        self.shared.topo_gen.store(ctl.gen, Ordering::Release);
     }
 
     /// Send `cmd` to worker `w`.
