@@ -285,7 +285,12 @@ mod tests {
         assert!(matches!(c.lookup(1, 1, &key(1, 1), NO_HINT), Lookup::Miss));
         c.insert(1, 1, &key(1, 1), &out);
         for sport in 0..10_000u16 {
-            match c.lookup(1, 1, &key(0x0a00_0001 + u32::from(sport % 7), sport), NO_HINT) {
+            match c.lookup(
+                1,
+                1,
+                &key(0x0a00_0001 + u32::from(sport % 7), sport),
+                NO_HINT,
+            ) {
                 Lookup::Hit(i) => assert_eq!(c.get(i).actions, vec![DpAction::Output(2)]),
                 Lookup::Miss => panic!("microflow {sport} missed"),
             }
@@ -323,14 +328,23 @@ mod tests {
             &out_with_mask(&[Field::Ipv4Src, Field::UdpSrc], 6),
         );
         assert_eq!(c.n_groups(), 2);
-        assert!(matches!(c.lookup(1, 1, &key(7, 1), NO_HINT), Lookup::Hit(_)));
-        assert!(matches!(c.lookup(1, 1, &key(1, 2), NO_HINT), Lookup::Hit(_)));
+        assert!(matches!(
+            c.lookup(1, 1, &key(7, 1), NO_HINT),
+            Lookup::Hit(_)
+        ));
+        assert!(matches!(
+            c.lookup(1, 1, &key(1, 2), NO_HINT),
+            Lookup::Hit(_)
+        ));
         assert!(matches!(c.lookup(1, 1, &key(7, 2), NO_HINT), Lookup::Miss));
         for sport in 100..300u16 {
             c.insert(1, 1, &key(1, sport), &out_with_mask(&[Field::UdpSrc], 5));
             assert!(c.len() <= 100);
         }
-        assert!(matches!(c.lookup(1, 1, &key(3, 299), NO_HINT), Lookup::Hit(_)));
+        assert!(matches!(
+            c.lookup(1, 1, &key(3, 299), NO_HINT),
+            Lookup::Hit(_)
+        ));
     }
 
     /// Translate `k` through the stateful firewall's table 1 (`xlate_from`) and cache it.

@@ -52,6 +52,9 @@ struct OwnedQueue {
     view: usize,
     ofport: u32,
     q: Box<dyn PortQueue>,
+    /// The queue stages transmissions itself (`PortQueue::stages_tx`): an output is copied
+    /// straight into its transmit memory, and `tx` stays empty.
+    direct: bool,
     /// Drops of packets received here.
     drops: Drops,
     /// Frames waiting to be sent (`tx[..tx_n]`); buffers are kept for reuse.
@@ -62,6 +65,10 @@ struct OwnedQueue {
 impl OwnedQueue {
     /// Hand the staged frames to the queue.
     fn flush(&mut self) {
+        if self.direct {
+            self.q.flush();
+            return;
+        }
         if self.tx_n == 0 {
             return;
         }
@@ -87,6 +94,11 @@ impl OwnedQueue {
     }
 
     fn stage(&mut self, frame: &[u8]) {
+        if self.direct {
+            // Counted by the queue if it cannot take it.
+            self.q.stage(frame);
+            return;
+        }
         let b = self.slot();
         b.clear();
         b.extend_from_slice(frame);
@@ -286,6 +298,10 @@ impl Worker {
     /// Pick up a new topology and run pending commands.
     fn quiet_point(&mut self) {
         self.refresh_topology();
+        // `is_empty` is two loads; `try_recv` on an empty channel costs several times that.
+        if self.cmds.is_empty() {
+            return;
+        }
         while let Ok(cmd) = self.cmds.try_recv() {
             match cmd {
                 Cmd::AddQueue(nq, ack) => {
@@ -369,6 +385,7 @@ impl Worker {
             bridge: nq.bridge,
             view,
             ofport: nq.ofport,
+            direct: nq.queue.stages_tx(),
             q: nq.queue,
             drops: [0; N_DROPS],
             tx: Vec::new(),
@@ -424,8 +441,7 @@ impl Worker {
         if self.busy_since.is_none() {
             // Account the idle stretch so far (called between iterations: never mid-busy).
             let t = Instant::now();
-            self.counters.idle_ns +=
-                t.saturating_duration_since(self.idle_since).as_nanos() as u64;
+            self.counters.idle_ns += t.saturating_duration_since(self.idle_since).as_nanos() as u64;
             self.idle_since = t;
         }
         let c = &self.counters;
@@ -472,6 +488,7 @@ impl Worker {
                 moved += 1;
                 busy_start(&mut self.busy_since, self.idle_since, &mut self.counters);
                 match self.qindex.get(&qid) {
+                    Some(&i) if self.queues[i].direct => self.queues[i].stage(&data),
                     Some(&i) => {
                         // Swap the buffer into the staging slot: no copy; the slot's old
                         // buffer goes back to the sender.

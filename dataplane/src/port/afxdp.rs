@@ -30,7 +30,9 @@
 //! * **EBUSY on re-bind**: the kernel releases a closed socket's queue binding asynchronously
 //!   (~2 s measured); socket creation is retried on EBUSY for up to 3 s.
 //! * **Copy-mode TX stall**: the kernel transmits at most 32 descriptors per wake-up in copy
-//!   mode. TX-kick policy: `send` submits at most 32 descriptors per `sendto` wake-up, and
+//!   mode. TX-kick policy: `stage` copies a frame into a free TX chunk at once and keeps at
+//!   most 32 staged; `flush` (or the 33rd `stage`) submits them with one `sendto` wake-up
+//!   (`send` is `stage` for each frame, then `flush`), and
 //!   `poll` wakes the kernel again while descriptors it has not consumed remain in the TX ring
 //!   (completions outstanding); `tx_pending` stays true until every completion is reaped.
 //! * **Fill ring**: every RX chunk is in the fill ring at open, and each received chunk goes
@@ -705,6 +707,10 @@ pub struct AfXdpQueue {
     rx_spare: Vec<u64>,
     /// Descriptors submitted whose completion has not been reaped.
     tx_outstanding: u32,
+    /// Frames copied into TX chunks by `stage`, not yet on the TX ring: (UMEM address,
+    /// length), `staged[..n_staged]`. At most one kick's worth.
+    staged: [(u64, u32); TX_KICK_BATCH],
+    n_staged: usize,
     counters: QueueCounters,
     live: Liveness,
     // Last: the program is detached after the socket is deleted.
@@ -738,6 +744,8 @@ impl AfXdpQueue {
                 .collect(),
             rx_spare: (0..RX_FRAMES as u64).map(|i| i * fs).collect(),
             tx_outstanding: 0,
+            staged: [(0, 0); TX_KICK_BATCH],
+            n_staged: 0,
             counters: QueueCounters::default(),
             live: Liveness::new(info.ifindex),
             _attach: attach,
@@ -924,72 +932,85 @@ impl PortQueue for AfXdpQueue {
     }
 
     fn send(&mut self, frames: &[&[u8]]) -> usize {
-        self.reap_completions();
         let mut accepted = 0;
-        for group in frames.chunks(TX_KICK_BATCH) {
-            let fits = group
-                .iter()
-                .filter(|f| !f.is_empty() && f.len() <= self.max_tx)
-                .count();
-            let want = fits.min(self.free_tx.len());
-            let mut idx = 0u32;
-            let reserved = if want > 0 {
-                // SAFETY: the TX ring belongs to this live socket.
-                let r = unsafe {
-                    bpf::_xsk_ring_prod__reserve(&mut self.x.rings.tx, want as _, &mut idx)
-                };
-                r as usize
-            } else {
-                0
-            };
-            let mut placed = 0;
-            for f in group {
-                if f.is_empty() || f.len() > self.max_tx {
-                    self.counters.tx_oversize += 1;
-                    continue;
-                }
-                if placed == reserved {
-                    self.counters.tx_ring_full += 1;
-                    continue;
-                }
-                let Some(addr) = self.free_tx.pop() else {
-                    self.counters.tx_ring_full += 1;
-                    continue;
-                };
-                // SAFETY: `addr` is a TX chunk start inside the UMEM (free list invariant) and
-                // max_tx <= chunk size, so the copy stays inside the chunk; the kernel does not
-                // own a chunk on the free list.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        f.as_ptr(),
-                        self.x.area.ptr.add(addr as usize),
-                        f.len(),
-                    );
-                    let d = bpf::_xsk_ring_prod__tx_desc(
-                        &mut self.x.rings.tx,
-                        idx.wrapping_add(placed as u32),
-                    );
-                    (*d).addr = addr;
-                    (*d).len = f.len() as u32;
-                    (*d).options = 0;
-                }
-                placed += 1;
-                self.counters.tx_packets += 1;
-                self.counters.tx_bytes += f.len() as u64;
-            }
-            if placed > 0 {
-                // SAFETY: `placed` == `reserved` slots were reserved and written (placed only
-                // stops short of reserved if the free list ran dry, which `want` rules out).
-                unsafe { bpf::_xsk_ring_prod__submit(&mut self.x.rings.tx, placed as _) };
-                self.tx_outstanding += placed as u32;
-                accepted += placed;
-                self.kick();
-            }
+        for f in frames {
+            accepted += usize::from(self.stage(f));
         }
+        PortQueue::flush(self);
         accepted
     }
 
+    fn stages_tx(&self) -> bool {
+        true
+    }
+
+    fn stage(&mut self, f: &[u8]) -> bool {
+        if f.is_empty() || f.len() > self.max_tx {
+            self.counters.tx_oversize += 1;
+            return false;
+        }
+        if self.n_staged == TX_KICK_BATCH {
+            PortQueue::flush(self);
+        }
+        if self.free_tx.is_empty() {
+            self.reap_completions();
+        }
+        let Some(addr) = self.free_tx.pop() else {
+            self.counters.tx_ring_full += 1;
+            return false;
+        };
+        // SAFETY: `addr` is a TX chunk start inside the UMEM (free list invariant) and
+        // `f.len() <= max_tx <= chunk size`, so the copy stays inside the chunk; the kernel does
+        // not own a chunk on the free list, and `f` (caller memory) cannot overlap the UMEM
+        // chunk, which only this queue writes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(f.as_ptr(), self.x.area.ptr.add(addr as usize), f.len());
+        }
+        self.staged[self.n_staged] = (addr, f.len() as u32);
+        self.n_staged += 1;
+        true
+    }
+
+    /// Put the staged frames on the TX ring (one reservation, one submit) and wake the kernel.
+    fn flush(&mut self) {
+        let n = self.n_staged;
+        if n == 0 {
+            return;
+        }
+        self.n_staged = 0;
+        let mut idx = 0u32;
+        // SAFETY: the TX ring belongs to this live socket.
+        let reserved =
+            unsafe { bpf::_xsk_ring_prod__reserve(&mut self.x.rings.tx, n as _, &mut idx) }
+                as usize;
+        for (i, &(addr, len)) in self.staged[..n].iter().enumerate() {
+            if i >= reserved {
+                // Never expected (a free chunk implies a free ring slot): give the chunk back.
+                self.free_tx.push(addr);
+                self.counters.tx_ring_full += 1;
+                continue;
+            }
+            // SAFETY: slot idx+i was reserved above; the chunk holds the staged frame.
+            unsafe {
+                let d =
+                    bpf::_xsk_ring_prod__tx_desc(&mut self.x.rings.tx, idx.wrapping_add(i as u32));
+                (*d).addr = addr;
+                (*d).len = len;
+                (*d).options = 0;
+            }
+            self.counters.tx_packets += 1;
+            self.counters.tx_bytes += u64::from(len);
+        }
+        if reserved > 0 {
+            // SAFETY: exactly `reserved` slots were reserved and written.
+            unsafe { bpf::_xsk_ring_prod__submit(&mut self.x.rings.tx, reserved as _) };
+            self.tx_outstanding += reserved as u32;
+            self.kick();
+        }
+    }
+
     fn poll(&mut self) -> Result<(), PortError> {
+        PortQueue::flush(self);
         self.reap_completions();
         self.restock_fill();
         self.wake_rx();
@@ -1004,7 +1025,7 @@ impl PortQueue for AfXdpQueue {
     }
 
     fn tx_pending(&self) -> bool {
-        self.tx_outstanding > 0
+        self.tx_outstanding > 0 || self.n_staged > 0
     }
 
     fn rx_fd(&self) -> Option<i32> {

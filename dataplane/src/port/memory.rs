@@ -89,25 +89,33 @@ impl PortQueue for MemoryQueue {
     }
 
     fn send(&mut self, frames: &[&[u8]]) -> usize {
-        let discard = self.wire.discard.load(Ordering::Relaxed);
         let mut sent = 0;
         for f in frames {
-            if f.len() > MAX_FRAME {
-                self.counters.tx_oversize += 1;
-                continue;
-            }
-            if discard {
-                self.wire.discarded.fetch_add(1, Ordering::Relaxed);
-            } else if let Err(v) = self.wire.tx.push(self.wire.buffer(f)) {
-                self.wire.recycle(v);
-                self.counters.tx_ring_full += 1;
-                continue;
-            }
-            self.counters.tx_packets += 1;
-            self.counters.tx_bytes += f.len() as u64;
-            sent += 1;
+            sent += usize::from(self.stage(f));
         }
         sent
+    }
+
+    fn stages_tx(&self) -> bool {
+        true
+    }
+
+    /// Copies the frame into a pooled buffer and puts it on the wire at once (nothing to flush).
+    fn stage(&mut self, f: &[u8]) -> bool {
+        if f.len() > MAX_FRAME {
+            self.counters.tx_oversize += 1;
+            return false;
+        }
+        if self.wire.discard.load(Ordering::Relaxed) {
+            self.wire.discarded.fetch_add(1, Ordering::Relaxed);
+        } else if let Err(v) = self.wire.tx.push(self.wire.buffer(f)) {
+            self.wire.recycle(v);
+            self.counters.tx_ring_full += 1;
+            return false;
+        }
+        self.counters.tx_packets += 1;
+        self.counters.tx_bytes += f.len() as u64;
+        true
     }
 
     fn poll(&mut self) -> Result<(), PortError> {

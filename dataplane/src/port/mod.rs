@@ -19,11 +19,12 @@
 //! policy; `afpacket`: VLAN re-insertion, checksum caveat). Lab tests on real veths and
 //! namespaces: `dataplane/tests/port_lab.rs` (root).
 //!
-//! The queue interface copies frames in and out of the caller's buffers. On veth AF_XDP runs in
-//! copy mode anyway (the kernel copies into the UMEM), and a second copy of a small frame costs
-//! a few nanoseconds against the ~1.3 µs of kernel work per packet measured for copy-mode I/O
-//! (`shared/notes/afxdp-on-veth.md`); in exchange, packet buffers never alias socket memory and
-//! a port can be swapped without touching the workers.
+//! The queue interface copies frames in and out of the caller's buffers, so packet buffers never
+//! alias socket memory and a port can be swapped without touching the workers. Transmit has a
+//! second form for queues that can take it: [`PortQueue::stage`] copies a frame straight into
+//! the queue's transmit memory (the AF_XDP UMEM) at output time and [`PortQueue::flush`] puts
+//! the batch on the ring, which saves the worker's own staging copy; queues that do not offer
+//! it (`stages_tx` false, the default) keep working through `send`.
 
 use crate::execute::PacketBuf;
 
@@ -158,6 +159,24 @@ pub trait PortQueue: Send {
     /// Queue `frames` for transmission. Returns how many were accepted; the rest were dropped
     /// and counted (`tx_ring_full`, `tx_oversize`).
     fn send(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// True if the queue stages outgoing frames itself ([`PortQueue::stage`] copies straight
+    /// into its transmit memory). Otherwise (the default) the worker copies frames into staging
+    /// buffers of its own and hands a batch to [`PortQueue::send`]. Fixed for a queue's life.
+    fn stages_tx(&self) -> bool {
+        false
+    }
+
+    /// Copy `frame` into the queue's transmit memory now; it goes out with the next
+    /// [`PortQueue::flush`] (or earlier, once a kernel wake-up's worth is staged). Returns false
+    /// if it was dropped and counted (`tx_ring_full`, `tx_oversize`). The default sends it at
+    /// once.
+    fn stage(&mut self, frame: &[u8]) -> bool {
+        self.send(&[frame]) == 1
+    }
+
+    /// Transmit what [`PortQueue::stage`] staged. The default has nothing staged.
+    fn flush(&mut self) {}
 
     /// Make progress without new work: reap TX completions, wake the kernel if transmissions
     /// are pending, restock the fill ring. Called once per worker loop iteration. Returns
