@@ -999,3 +999,52 @@ fn snat_ipv6_udp_and_icmpv6_error() {
     assert_eq!(u16::from_be_bytes([inner[40], inner[41]]), 53);
     r.dp.shutdown();
 }
+
+/// Frames lent in place by the queue (memory ports do it like AF_XDP) and frames copied into
+/// the worker's buffers (`recv`, like AF_PACKET) get the same treatment: a rewrite, an output to
+/// another port, and two hairpins back out of the ingress queue — which is lent out of the
+/// worker while its own batch runs, so those wait in the worker's staging, more of them than a
+/// batch holds — in order and with exact counters.
+#[test]
+fn in_place_and_copied_receive_forward_alike() {
+    for lend in [true, false] {
+        let dp = Datapath::start(DatapathConfig {
+            workers: 1,
+            idle: IdlePolicy::Sleep,
+            mac_aging_secs: 300,
+        });
+        let specs =
+            flows(&["in_port=1 actions=mod_dl_src:02:00:00:00:00:0c,output:2,IN_PORT,IN_PORT"]);
+        let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&specs)));
+        dp.add_bridge("br0", pipe).unwrap();
+        let (p1, peer1) = memory::pair("p1");
+        let (p2, peer2) = memory::pair("p2");
+        peer1.set_lend_rx(lend);
+        peer2.set_lend_rx(lend);
+        dp.add_port("br0", 1, p1).unwrap();
+        dp.add_port("br0", 2, p2).unwrap();
+        for i in 0..100u16 {
+            assert!(peer1.inject(&frame(A, B, i)));
+        }
+        let (mut back, mut out) = (Vec::new(), Vec::new());
+        wait_until(|| {
+            back.extend(peer1.take());
+            out.extend(peer2.take());
+            back.len() >= 200 && out.len() >= 100
+        });
+        assert_eq!((back.len(), out.len()), (200, 100), "lend={lend}");
+        for (i, f) in out.iter().enumerate() {
+            assert_eq!(f, &frame(C, B, i as u16), "lend={lend}: output {i}");
+        }
+        for (i, f) in back.iter().enumerate() {
+            assert_eq!(f, &frame(C, B, (i / 2) as u16), "lend={lend}: hairpin {i}");
+        }
+        let ports = dp.ports("br0").unwrap();
+        assert_eq!(ports[0].counters.rx_packets, 100);
+        assert_eq!(ports[0].counters.tx_packets, 200);
+        assert_eq!(ports[1].counters.tx_packets, 100);
+        let ws = dp.worker_stats(false);
+        assert_eq!((ws[0].packets, ws[0].cache_misses), (100, 1));
+        dp.shutdown();
+    }
+}

@@ -53,8 +53,14 @@ struct OwnedQueue {
     ofport: u32,
     q: Box<dyn PortQueue>,
     /// The queue stages transmissions itself (`PortQueue::stages_tx`): an output is copied
-    /// straight into its transmit memory, and `tx` stays empty.
+    /// straight into its transmit memory, and `tx` stays empty — except while the queue is
+    /// lent out (`lent`).
     direct: bool,
+    /// The queue lends received frames in place (`PortQueue::recv_in_place_supported`).
+    in_place: bool,
+    /// While its own batch is processed in place, `q` is a stand-in ([`Lent`]): outputs to this
+    /// queue go to `tx` and are sent once the real queue is back.
+    lent: bool,
     /// Drops of packets received here.
     drops: Drops,
     /// Frames waiting to be sent (`tx[..tx_n]`); buffers are kept for reuse.
@@ -65,25 +71,27 @@ struct OwnedQueue {
 impl OwnedQueue {
     /// Hand the staged frames to the queue.
     fn flush(&mut self) {
+        if self.lent {
+            return;
+        }
+        for chunk in self.tx[..self.tx_n].chunks(BATCH) {
+            let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
+            for (r, b) in refs.iter_mut().zip(chunk) {
+                *r = b;
+            }
+            // What the queue does not accept it counts itself (`tx_ring_full`, `tx_oversize`).
+            self.q.send(&refs[..chunk.len()]);
+        }
+        self.tx_n = 0;
         if self.direct {
             self.q.flush();
-            return;
         }
-        if self.tx_n == 0 {
-            return;
-        }
-        let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
-        for (r, b) in refs.iter_mut().zip(&self.tx[..self.tx_n]) {
-            *r = b;
-        }
-        // What the queue does not accept it counts itself (`tx_ring_full`, `tx_oversize`).
-        self.q.send(&refs[..self.tx_n]);
-        self.tx_n = 0;
     }
 
-    /// The next staging buffer (flushing first if the batch is full).
+    /// The next staging buffer (flushing first if the batch is full, unless the queue is lent:
+    /// then `tx` grows, which takes a hairpin of more than a batch's worth of outputs).
     fn slot(&mut self) -> &mut Vec<u8> {
-        if self.tx_n == BATCH {
+        if self.tx_n >= BATCH && !self.lent {
             self.flush();
         }
         if self.tx.len() == self.tx_n {
@@ -94,7 +102,7 @@ impl OwnedQueue {
     }
 
     fn stage(&mut self, frame: &[u8]) {
-        if self.direct {
+        if self.direct && !self.lent {
             // Counted by the queue if it cannot take it.
             self.q.stage(frame);
             return;
@@ -190,8 +198,11 @@ pub(crate) struct Worker {
     /// iteration that finds nothing reads no clock at all (an empty poll is ~100 ns, a clock
     /// read ~26 ns on the lab VM).
     busy_since: Option<Instant>,
-    /// The cache entry the previous packet hit: tried first (see [`FlowCache::lookup`]).
+    /// The cache entry the previous packet hit, tried first (see [`FlowCache::lookup`]) while
+    /// `hint_live`: set when consecutive packets hit one entry, cleared when the hint fails, so
+    /// traffic spread over many megaflows does not pay a failing compare per packet.
     hint: usize,
+    hint_live: bool,
 }
 
 impl Worker {
@@ -223,6 +234,7 @@ impl Worker {
             idle_since: Instant::now(),
             busy_since: None,
             hint: usize::MAX,
+            hint_live: false,
             idle_streak: 0,
         }
     }
@@ -386,6 +398,8 @@ impl Worker {
             view,
             ofport: nq.ofport,
             direct: nq.queue.stages_tx(),
+            in_place: nq.queue.recv_in_place_supported(),
+            lent: false,
             q: nq.queue,
             drops: [0; N_DROPS],
             tx: Vec::new(),
@@ -488,7 +502,9 @@ impl Worker {
                 moved += 1;
                 busy_start(&mut self.busy_since, self.idle_since, &mut self.counters);
                 match self.qindex.get(&qid) {
-                    Some(&i) if self.queues[i].direct => self.queues[i].stage(&data),
+                    Some(&i) if self.queues[i].direct && !self.queues[i].lent => {
+                        self.queues[i].stage(&data)
+                    }
                     Some(&i) => {
                         // Swap the buffer into the staging slot: no copy; the slot's old
                         // buffer goes back to the sender.
@@ -535,9 +551,37 @@ impl Worker {
 
     /// Receive one batch on queue `qi` and process it.
     fn process_queue(&mut self, qi: usize) -> usize {
+        if self.queues[qi].in_place {
+            // Lend the queue out of `queues` for the batch, so outputs can reach every other
+            // queue meanwhile; outputs to this one wait in its `tx` (see `OwnedQueue::lent`).
+            let mut q = std::mem::replace(&mut self.queues[qi].q, Box::new(Lent));
+            self.queues[qi].lent = true;
+            let n = q.recv_in_place(BATCH, &mut |bufs| self.process_batch(qi, bufs));
+            let oq = &mut self.queues[qi];
+            oq.q = q;
+            oq.lent = false;
+            return n;
+        }
         let n = self.queues[qi].q.recv(&mut self.bufs);
         if n == 0 {
             return 0;
+        }
+        let mut bufs = std::mem::take(&mut self.bufs);
+        self.process_batch(qi, &mut bufs[..n]);
+        self.bufs = bufs;
+        n
+    }
+
+    /// Process a batch received on queue `qi`: keys, cache (translation on a miss), actions.
+    /// `bufs` are the worker's own buffers or frames lent in place by the queue.
+    fn process_batch<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &mut self,
+        qi: usize,
+        bufs: &mut [PacketBuf<B>],
+    ) {
+        let n = bufs.len();
+        if n == 0 {
+            return;
         }
         let t = self.busy_start();
         let now_ms = t.saturating_duration_since(self.shared.clock).as_millis() as u64;
@@ -566,7 +610,6 @@ impl Worker {
             queues,
             cache,
             batch_hits,
-            bufs,
             keys,
             layouts,
             xout,
@@ -574,8 +617,11 @@ impl Worker {
             counters,
             log,
             hint,
+            hint_live,
             ..
         } = self;
+        let keys = &mut keys[..n];
+        let layouts = &mut layouts[..n];
         let bridge = &topo.bridges[vi];
         let view = &views[vi];
 
@@ -631,7 +677,8 @@ impl Worker {
                     (&rkey, l, r.table, r.depth)
                 };
                 pass += 1;
-                let idx = match cache.lookup(view.id, view.epoch, key, *hint) {
+                let try_hint = if *hint_live { *hint } else { usize::MAX };
+                let idx = match cache.lookup(view.id, view.epoch, key, try_hint) {
                     Lookup::Hit(e) => {
                         counters.hits += 1;
                         match batch_hits.iter_mut().find(|h| h.0 == e) {
@@ -658,6 +705,7 @@ impl Worker {
                         cache.insert(view.id, view.epoch, key, xout)
                     }
                 };
+                *hint_live = idx == *hint;
                 *hint = idx;
                 let entry = cache.get(idx);
                 if let Some(r) = entry.drop_reason {
@@ -723,7 +771,32 @@ impl Worker {
         counters.packets += n as u64;
         stats::add(&mut queues[qi].drops, &drops);
         stats::add(&mut views[vi].drops, &drops);
-        n
+    }
+}
+
+/// Stands in for a queue lent out of `Worker::queues` while its own batch is processed in
+/// place (`Worker::process_queue`). Nothing reaches it: outputs to a lent queue are staged in
+/// the worker's buffers, and the queue is back before anything else is called.
+struct Lent;
+
+impl PortQueue for Lent {
+    fn recv(&mut self, _: &mut [PacketBuf]) -> usize {
+        0
+    }
+    fn send(&mut self, _: &[&[u8]]) -> usize {
+        0
+    }
+    fn poll(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
+    fn tx_pending(&self) -> bool {
+        false
+    }
+    fn rx_fd(&self) -> Option<i32> {
+        None
+    }
+    fn counters(&self) -> crate::port::QueueCounters {
+        crate::port::QueueCounters::default()
     }
 }
 

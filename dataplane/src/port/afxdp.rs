@@ -64,6 +64,8 @@ const TX_FRAMES: u32 = RING;
 const TX_KICK_BATCH: usize = 32;
 /// Most frames taken from the RX ring per `recv` call.
 const RX_BATCH: usize = 64;
+/// Most frames lent per `recv_in_place` call (the views live in an array on the stack).
+const RX_LEND: usize = 32;
 /// How long socket creation is retried while the queue is still busy (EBUSY).
 const BUSY_RETRY: Duration = Duration::from_secs(3);
 /// The kernel puts received data this far into a chunk (XDP headroom) in copy mode.
@@ -711,6 +713,8 @@ pub struct AfXdpQueue {
     /// length), `staged[..n_staged]`. At most one kick's worth.
     staged: [(u64, u32); TX_KICK_BATCH],
     n_staged: usize,
+    /// RX chunks lent by the `recv_in_place` call in progress (by chunk index).
+    lent: ChunkSet,
     counters: QueueCounters,
     live: Liveness,
     // Last: the program is detached after the socket is deleted.
@@ -746,6 +750,7 @@ impl AfXdpQueue {
             tx_outstanding: 0,
             staged: [(0, 0); TX_KICK_BATCH],
             n_staged: 0,
+            lent: ChunkSet::default(),
             counters: QueueCounters::default(),
             live: Liveness::new(info.ifindex),
             _attach: attach,
@@ -878,6 +883,34 @@ impl AfXdpQueue {
     }
 }
 
+/// A set of RX chunk indices (below `RX_FRAMES`), one bit each.
+struct ChunkSet([u64; RX_FRAMES as usize / 64]);
+
+impl Default for ChunkSet {
+    fn default() -> Self {
+        ChunkSet([0; RX_FRAMES as usize / 64])
+    }
+}
+
+impl ChunkSet {
+    /// Add `i`; true if it was there already (or out of range, which is refused alike).
+    fn insert(&mut self, i: u64) -> bool {
+        let Some(w) = self.0.get_mut((i / 64) as usize) else {
+            return true;
+        };
+        let bit = 1u64 << (i % 64);
+        let had = *w & bit != 0;
+        *w |= bit;
+        had
+    }
+
+    fn remove(&mut self, i: u64) {
+        if let Some(w) = self.0.get_mut((i / 64) as usize) {
+            *w &= !(1u64 << (i % 64));
+        }
+    }
+}
+
 /// Bounds-checked view of `len` bytes at UMEM offset `addr`.
 fn umem_slice(area: &Area, addr: u64, len: usize) -> Option<&[u8]> {
     let start = usize::try_from(addr).ok()?;
@@ -961,8 +994,9 @@ impl PortQueue for AfXdpQueue {
         };
         // SAFETY: `addr` is a TX chunk start inside the UMEM (free list invariant) and
         // `f.len() <= max_tx <= chunk size`, so the copy stays inside the chunk; the kernel does
-        // not own a chunk on the free list, and `f` (caller memory) cannot overlap the UMEM
-        // chunk, which only this queue writes.
+        // not own a chunk on the free list, and `f` cannot overlap it: `f` is caller memory or
+        // a frame lent by some queue's `recv_in_place`, which is always an RX chunk, never a
+        // TX chunk on a free list.
         unsafe {
             std::ptr::copy_nonoverlapping(f.as_ptr(), self.x.area.ptr.add(addr as usize), f.len());
         }
@@ -1026,6 +1060,96 @@ impl PortQueue for AfXdpQueue {
 
     fn tx_pending(&self) -> bool {
         self.tx_outstanding > 0 || self.n_staged > 0
+    }
+
+    fn recv_in_place_supported(&self) -> bool {
+        true
+    }
+
+    fn recv_in_place(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
+    ) -> usize {
+        let want = max.min(RX_LEND);
+        if want == 0 {
+            return 0;
+        }
+        let mut idx = 0u32;
+        // SAFETY: the RX ring belongs to this live socket.
+        let n = unsafe { bpf::_xsk_ring_cons__peek(&mut self.x.rings.rx, want as _, &mut idx) }
+            as usize;
+        if n == 0 {
+            return 0;
+        }
+        // Take the descriptors and release the ring entries at once: a chunk belongs to us from
+        // its RX descriptor until we put it back in the fill ring, below.
+        let mut descs = [(0u64, 0u32); RX_LEND];
+        for (i, d) in descs[..n].iter_mut().enumerate() {
+            // SAFETY: descriptors idx..idx+n were made available by peek.
+            let x = unsafe {
+                *bpf::_xsk_ring_cons__rx_desc(&self.x.rings.rx, idx.wrapping_add(i as u32))
+            };
+            *d = (x.addr, x.len);
+        }
+        // SAFETY: releases exactly the `n` descriptors peeked (read above).
+        unsafe { bpf::_xsk_ring_cons__release(&mut self.x.rings.rx, n as _) };
+
+        let chunk_size = !self.frame_mask + 1;
+        // Unused slots are empty views (an empty range of empty storage is always valid).
+        let mut views: [PacketBuf<&mut [u8]>; RX_LEND] = std::array::from_fn(|_| {
+            PacketBuf::new(<&mut [u8]>::default(), 0, 0).unwrap_or_else(|| unreachable!())
+        });
+        let mut filled = 0;
+        for d in descs[..n].iter_mut() {
+            let (addr, len) = *d;
+            let chunk = addr & self.frame_mask;
+            let off = addr - chunk;
+            // One of our RX chunks (never a TX one), not lent twice in this batch (two views of
+            // one chunk would alias). Never expected otherwise; such a descriptor is counted
+            // and its chunk not given back (a second time).
+            if chunk >= self.rx_region || self.lent.insert(chunk / chunk_size) {
+                self.counters.io_errors += 1;
+                d.0 = u64::MAX;
+                continue;
+            }
+            if off + u64::from(len) > chunk_size {
+                self.counters.io_errors += 1;
+                continue;
+            }
+            // SAFETY: `chunk..chunk + chunk_size` is an RX chunk inside the live UMEM mapping
+            // (`rx_region` <= the area's length); the kernel wrote it before publishing its
+            // descriptor and does not touch it until it is back in the fill ring, which happens
+            // only after `f` returns and every view is gone. `lent` guarantees no other view of
+            // this call covers the same chunk, and nothing else of this queue touches RX chunks
+            // meanwhile (`stage` writes TX chunks only), so the `&mut` is unique.
+            let mem = unsafe {
+                std::slice::from_raw_parts_mut(
+                    self.x.area.ptr.add(chunk as usize),
+                    chunk_size as usize,
+                )
+            };
+            if let Some(b) = PacketBuf::new(mem, off as usize, len as usize) {
+                views[filled] = b;
+                filled += 1;
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += u64::from(len);
+            }
+        }
+        f(&mut views[..filled]);
+        drop(views);
+        for &(addr, _) in &descs[..n] {
+            if addr == u64::MAX {
+                continue;
+            }
+            let chunk = addr & self.frame_mask;
+            self.lent.remove(chunk / chunk_size);
+            if self.rx_spare.len() < self.rx_spare.capacity() {
+                self.rx_spare.push(chunk);
+            }
+        }
+        self.restock_fill();
+        filled
     }
 
     fn rx_fd(&self) -> Option<i32> {

@@ -20,6 +20,10 @@ use std::sync::Arc;
 pub const RING: usize = 4096;
 /// Largest frame a memory port carries (larger ones are `rx_oversize`/`tx_oversize`).
 pub const MAX_FRAME: usize = 16 * 1024;
+/// Most frames lent per `recv_in_place` call.
+const LEND: usize = 32;
+/// Headroom in front of a lent frame (as an AF_XDP chunk has).
+const LEND_HEADROOM: usize = 256;
 
 /// State shared by one queue and the peer.
 struct Wire {
@@ -39,6 +43,8 @@ struct Wire {
     discarded: AtomicU64,
     /// Frames the peer could not inject because the RX ring was full.
     inject_full: AtomicU64,
+    /// The queue offers `recv_in_place` ([`MemoryPeer::set_lend_rx`]).
+    lend: AtomicBool,
 }
 
 impl Wire {
@@ -60,6 +66,8 @@ pub struct MemoryQueue {
     iface: String,
     wire: Arc<Wire>,
     counters: QueueCounters,
+    /// Receive buffers lent by `recv_in_place` (with headroom, reused).
+    lend: Vec<Vec<u8>>,
 }
 
 impl Drop for MemoryQueue {
@@ -116,6 +124,58 @@ impl PortQueue for MemoryQueue {
         self.counters.tx_packets += 1;
         self.counters.tx_bytes += f.len() as u64;
         true
+    }
+
+    fn recv_in_place_supported(&self) -> bool {
+        self.wire.lend.load(Ordering::Relaxed)
+    }
+
+    /// The frames are copied from the wire into the queue's own buffers (with headroom, as an
+    /// AF_XDP chunk has) and lent from there: a memory port has no receive memory of its own,
+    /// but the worker goes through the same in-place path as with AF_XDP.
+    fn recv_in_place(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
+    ) -> usize {
+        let max = max.min(LEND);
+        let mut lens = [0usize; LEND];
+        let mut n = 0;
+        while n < max {
+            let Some(frame) = self.wire.rx.pop() else {
+                break;
+            };
+            if frame.len() > MAX_FRAME {
+                self.counters.rx_oversize += 1;
+            } else {
+                if self.lend.len() == n {
+                    self.lend.push(Vec::new());
+                }
+                let b = &mut self.lend[n];
+                if b.len() < LEND_HEADROOM + frame.len() {
+                    b.resize(LEND_HEADROOM + frame.len(), 0);
+                }
+                b[LEND_HEADROOM..LEND_HEADROOM + frame.len()].copy_from_slice(&frame);
+                lens[n] = frame.len();
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += frame.len() as u64;
+                n += 1;
+            }
+            self.wire.recycle(frame);
+        }
+        if n == 0 {
+            return 0;
+        }
+        let mut bufs = self.lend.iter_mut();
+        let mut views: [PacketBuf<&mut [u8]>; LEND] = std::array::from_fn(|i| {
+            let (mem, start, len) = match bufs.next() {
+                Some(b) if i < n => (&mut b[..], LEND_HEADROOM, lens[i]),
+                _ => (<&mut [u8]>::default(), 0, 0),
+            };
+            PacketBuf::new(mem, start, len).unwrap_or_else(|| unreachable!())
+        });
+        f(&mut views[..n]);
+        n
     }
 
     fn poll(&mut self) -> Result<(), PortError> {
@@ -206,6 +266,15 @@ impl MemoryPeer {
         }
     }
 
+    /// Whether the port's queues lend received frames in place (`PortQueue::recv_in_place`,
+    /// the default, like AF_XDP) or only copy them into the worker's buffers (`recv`, like
+    /// AF_PACKET). Read when a worker takes the queue: set it before `add_port`.
+    pub fn set_lend_rx(&self, lend: bool) {
+        for w in &self.wires {
+            w.lend.store(lend, Ordering::Relaxed);
+        }
+    }
+
     /// Frames transmitted while discarding.
     pub fn discarded(&self) -> u64 {
         self.wires
@@ -234,6 +303,7 @@ pub fn pair_with_queues(name: &str, queues: usize) -> (OpenedPort, MemoryPeer) {
                 discard: AtomicBool::new(false),
                 discarded: AtomicU64::new(0),
                 inject_full: AtomicU64::new(0),
+                lend: AtomicBool::new(true),
             })
         })
         .collect();
@@ -262,6 +332,7 @@ pub fn pair_with_queues(name: &str, queues: usize) -> (OpenedPort, MemoryPeer) {
                     iface: name.to_string(),
                     wire: w.clone(),
                     counters: QueueCounters::default(),
+                    lend: (0..LEND).map(|_| vec![0; LEND_HEADROOM + 1536]).collect(),
                 }) as Box<dyn PortQueue>
             })
             .collect(),

@@ -24,7 +24,10 @@
 //! second form for queues that can take it: [`PortQueue::stage`] copies a frame straight into
 //! the queue's transmit memory (the AF_XDP UMEM) at output time and [`PortQueue::flush`] puts
 //! the batch on the ring, which saves the worker's own staging copy; queues that do not offer
-//! it (`stages_tx` false, the default) keep working through `send`.
+//! it (`stages_tx` false, the default) keep working through `send`. Receive likewise:
+//! [`PortQueue::recv_in_place`] lends the received frames where the kernel wrote them for the
+//! duration of a callback, so an AF_XDP worker copies each forwarded frame exactly once (RX UMEM
+//! chunk → TX UMEM chunk, like a bare forwarder); `recv` into owned buffers stays for the rest.
 
 use crate::execute::PacketBuf;
 
@@ -177,6 +180,27 @@ pub trait PortQueue: Send {
 
     /// Transmit what [`PortQueue::stage`] staged. The default has nothing staged.
     fn flush(&mut self) {}
+
+    /// True if the queue can lend received frames in place ([`PortQueue::recv_in_place`]).
+    /// Fixed for a queue's life; the default is false.
+    fn recv_in_place_supported(&self) -> bool {
+        false
+    }
+
+    /// Receive up to `max` frames and hand them to `f` in place — views into the queue's own
+    /// receive memory (AF_XDP: the UMEM chunks the kernel wrote), each with the chunk's
+    /// headroom and tailroom for rewrites — instead of copying them into the caller's buffers.
+    /// The memory goes back to the kernel when `f` returns. Returns how many frames `f` got.
+    /// Queues without it (the default) receive nothing here: callers check
+    /// [`PortQueue::recv_in_place_supported`] and use [`PortQueue::recv`] otherwise.
+    fn recv_in_place(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
+    ) -> usize {
+        let _ = (max, f);
+        0
+    }
 
     /// Make progress without new work: reap TX completions, wake the kernel if transmissions
     /// are pending, restock the fill ring. Called once per worker loop iteration. Returns
