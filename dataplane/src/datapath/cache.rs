@@ -25,6 +25,19 @@
 //! the cache is full, which empties it whole (simple, and rare: it takes
 //! [`DEFAULT_ENTRIES`] distinct megaflows, or [`MAX_GROUPS`] masks, within one epoch's life).
 //! Entry storage (action and rule vectors) is reused, so a warm cache does not allocate.
+//!
+//! Cost of a hit (issue 3's speed work, measured with `DATAPATH_CPU=… cargo bench -p bench
+//! --bench datapath`, see `bench/README.md`):
+//! * **Hint first.** The worker passes the entry the previous packet hit; while consecutive
+//!   packets keep hitting one entry (every packet of the veth lab's 10 000 flows, which are one
+//!   megaflow), a lookup is a compare of the mask's words against that entry — no hash, no
+//!   probe. A failed hint switches it off until two packets in a row hit one entry again, so
+//!   traffic spread over many megaflows does not pay a failing compare per packet.
+//! * **Compact entries.** At 10 000 megaflows the entries (~320 B) no longer fit the CPU
+//!   caches; each [`Entry`] starts a cache line whose first line holds everything a hit reads
+//!   for masks of up to three words, and stores the masked key packed (the group's words
+//!   only), so a hit touches one or two lines of its entry instead of the four or five the
+//!   whole-key layout spread the same fields over.
 
 use crate::flowtable::RuleStats;
 use crate::key::{FlowKey, KEY_WORDS};
@@ -39,21 +52,29 @@ pub const DEFAULT_ENTRIES: usize = 16 * 1024;
 pub const MAX_GROUPS: usize = 64;
 
 /// One cached translation.
+///
+/// Laid out for a hit at 10 000 megaflows, where entries no longer fit the CPU caches: an
+/// entry starts a cache line, and that first line holds what every hit reads — the validity
+/// fields, the actions' handle, the drop reason and the first masked words — so a hit on a
+/// mask of up to 3 words touches one line of the entry (4 more words: two). The masked key is
+/// stored packed (only the group's words, in order), not as a whole 29-word key.
 #[derive(Default)]
+#[repr(C, align(64))]
 pub struct Entry {
-    bridge: u32,
     /// 0 = free.
     epoch: u64,
-    group: u16,
-    hash: u64,
-    /// The translated key under the group's mask.
-    masked: FlowKey,
     /// Datapath actions.
     pub actions: Vec<DpAction>,
-    /// Rule counters to bump on each hit.
-    pub rules: Vec<Arc<RuleStats>>,
+    bridge: u32,
+    group: u16,
     /// Drop reason the translation reported.
     pub drop_reason: Option<DropReason>,
+    /// The translated key's words under the group's mask, `packed[j]` for the group's
+    /// `words[j]`.
+    packed: [u64; KEY_WORDS],
+    hash: u64,
+    /// Rule counters to bump on each hit (once per batch).
+    pub rules: Vec<Arc<RuleStats>>,
 }
 
 /// All megaflows with one mask.
@@ -85,9 +106,9 @@ impl Group {
     #[inline]
     fn matches(&self, entry: &Entry, bridge: u32, key: &FlowKey) -> bool {
         entry.bridge == bridge
-            && self.words.iter().all(|&i| {
+            && self.words.iter().zip(&entry.packed).all(|(&i, &m)| {
                 let i = usize::from(i);
-                key.w[i] & self.mask.w[i] == entry.masked.w[i]
+                key.w[i] & self.mask.w[i] == m
             })
     }
 }
@@ -227,7 +248,10 @@ impl FlowCache {
         e.epoch = epoch;
         e.group = gi as u16;
         e.hash = hash;
-        e.masked = key.and(&g.mask);
+        for (p, &i) in e.packed.iter_mut().zip(&g.words) {
+            let i = usize::from(i);
+            *p = key.w[i] & g.mask.w[i];
+        }
         e.actions.clear();
         e.actions.extend_from_slice(&out.actions);
         e.rules.clear();

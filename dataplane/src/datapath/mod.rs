@@ -39,7 +39,8 @@
 //!   returns only after the owners have dropped the queues, so the interface can be reopened
 //!   at once.
 //!
-//! A worker's quiet point is between batches: before each iteration (commands, topology) and
+//! A worker's quiet point is between batches: before each iteration (commands, topology: a
+//! generation number and the channel's emptiness, two plain atomic loads when nothing changed) and
 //! after receiving a batch on a queue and before processing it (the bridge's pipeline,
 //! `ArcSwap::load`, a pointer comparison). Loading the pipeline *after* receiving means that a
 //! packet injected after `Bridge::publish` returned is always translated by the new version.
@@ -66,8 +67,9 @@
 //! Each worker counts, in private arrays, drops by reason per ingress port and per bridge
 //! (reasons: `Malformed::name`, `DropReason::name`, `ExecError::name`, and `controller`,
 //! `unknown_port`, `cross_queue_full`, `normal_same_port`, `stale_queue`; see [`stats`]),
-//! plus packets, cache hits and misses, and busy/idle time (from `Instant`, once per
-//! iteration: an iteration that moved any frame is busy). Port I/O counters are kept by the
+//! plus packets, cache hits and misses, and busy/idle time (from `Instant`: the busy part of
+//! an iteration runs from its first frame to its end, two clock reads; an iteration that finds
+//! nothing reads no clock and counts as idle with the rest of the gap). Port I/O counters are kept by the
 //! queues themselves. Reading any of them sends a snapshot request to every worker and sums the
 //! answers. Per-port counters disappear with the port; per-bridge drop counters stay until the
 //! bridge is deleted; `drops()` adds the current ports' `tx_ring_full`, `tx_oversize`,

@@ -1,4 +1,32 @@
 //! One poll-mode worker: its queues, its cache, its loop.
+//!
+//! # Per-packet work, and what was cut from it (issue 3, speed)
+//!
+//! One iteration: quiet point (topology generation and command channel: two atomic loads when
+//! nothing changed), frames crossing from other workers, one batch of up to [`BATCH`] frames per
+//! queue, flush of every queue's transmissions, `poll` of every queue. Per batch: the bridge's
+//! pipeline version (one pointer compare), keys for the whole batch, then per packet a cache
+//! lookup (translation on a miss) and the actions; hits are added to rule counters once per
+//! entry per batch.
+//!
+//! Frame copies. The bare AF_XDP forwarder of the veth lab copies each frame once (RX UMEM →
+//! TX UMEM). This worker used to copy three times (RX UMEM → packet buffer → transmit staging
+//! buffer → TX UMEM); now also once:
+//! * **receive in place**: a queue that can ([`PortQueue::recv_in_place`]; AF_XDP, memory) lends
+//!   the batch where the kernel wrote it — the UMEM chunks, with their headroom for pushed
+//!   tags — for the duration of [`Worker::process_batch`], and gets the chunks back for its
+//!   fill ring afterwards. While lent, the queue is out of `queues` (a [`Lent`] stand-in takes
+//!   its place), so outputs can reach every other queue; outputs back to the lent queue itself
+//!   (`IN_PORT`, hairpin) wait in the worker's staging buffers and go out when it is back.
+//!   Queues that cannot lend (AF_PACKET) still copy into the worker's packet buffers;
+//! * **transmit straight into the queue**: an output calls [`PortQueue::stage`], which copies
+//!   the frame into a free TX chunk at once (AF_XDP) and puts the batch on the ring at `flush`;
+//!   queues without it keep the worker's staging buffers and `send`.
+//!
+//! Loop overhead. An iteration that finds nothing reads no clock (see [`Worker::iterate`]);
+//! the topology is checked through a plain atomic generation instead of an `ArcSwap` load (which
+//! takes a debt slot), and the command channel through `is_empty` before `try_recv`. Lookups
+//! try the previous packet's cache entry first (see [`FlowCache::lookup`]).
 
 use super::cache::{self, FlowCache, Lookup};
 use super::ct;
