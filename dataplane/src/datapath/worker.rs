@@ -163,7 +163,49 @@ struct BridgeView {
     drops: Drops,
     /// Where each OpenFlow port's frames go from this worker, resolved once per topology or
     /// queue change so an output costs one map lookup.
-    dest: FxHashMap<u32, Dest>,
+    dest: DestMap,
+}
+
+/// Port number → [`Dest`]: an array indexed by port for the usual small port numbers (an
+/// output costs an index, not a hash probe), a hash map for the others.
+#[derive(Default)]
+struct DestMap {
+    small: Vec<Option<Dest>>,
+    large: FxHashMap<u32, Dest>,
+}
+
+impl DestMap {
+    /// Ports below this are in `small`.
+    const SMALL: u32 = 1024;
+
+    fn from_iter(it: impl Iterator<Item = (u32, Dest)>) -> DestMap {
+        let mut m = DestMap::default();
+        for (p, d) in it {
+            if p < Self::SMALL {
+                let i = p as usize;
+                if m.small.len() <= i {
+                    m.small.resize(i + 1, None);
+                }
+                m.small[i] = Some(d);
+            } else {
+                m.large.insert(p, d);
+            }
+        }
+        m
+    }
+
+    #[inline]
+    fn get(&self, p: u32) -> Option<&Dest> {
+        if p < Self::SMALL {
+            self.small.get(p as usize)?.as_ref()
+        } else {
+            self.large.get(&p)
+        }
+    }
+
+    fn contains_key(&self, p: u32) -> bool {
+        self.get(p).is_some()
+    }
 }
 
 /// Where an output to a port goes from this worker.
@@ -385,7 +427,7 @@ impl Worker {
                     pipeline: self.views[i].pipeline.clone(),
                     epoch,
                     drops: self.views[i].drops,
-                    dest: FxHashMap::default(),
+                    dest: DestMap::default(),
                 },
                 None => BridgeView {
                     id: b.id,
@@ -393,7 +435,7 @@ impl Worker {
                     pipeline: b.pipeline.load_full(),
                     epoch,
                     drops: [0; N_DROPS],
-                    dest: FxHashMap::default(),
+                    dest: DestMap::default(),
                 },
             });
         }
@@ -453,29 +495,27 @@ impl Worker {
             .collect();
         let me = self.id;
         for (v, b) in self.views.iter_mut().zip(&self.topo.bridges) {
-            v.dest = b
-                .port_map
-                .iter()
-                .filter(|(_, locs)| !locs.is_empty())
-                .map(|(&p, locs)| {
-                    // A queue of our own if the port has one (no crossing), else a fixed one.
-                    let loc = locs
-                        .iter()
-                        .find(|l| l.worker == me)
-                        .unwrap_or(&locs[me % locs.len()]);
-                    let d = if loc.worker == me {
-                        self.qindex
-                            .get(&loc.qid)
-                            .map_or(Dest::Stale, |&i| Dest::Local(i))
-                    } else {
-                        Dest::Remote {
-                            worker: loc.worker,
-                            qid: loc.qid,
-                        }
-                    };
-                    (p, d)
-                })
-                .collect();
+            v.dest =
+                DestMap::from_iter(b.port_map.iter().filter(|(_, locs)| !locs.is_empty()).map(
+                    |(&p, locs)| {
+                        // A queue of our own if the port has one (no crossing), else a fixed one.
+                        let loc = locs
+                            .iter()
+                            .find(|l| l.worker == me)
+                            .unwrap_or(&locs[me % locs.len()]);
+                        let d = if loc.worker == me {
+                            self.qindex
+                                .get(&loc.qid)
+                                .map_or(Dest::Stale, |&i| Dest::Local(i))
+                        } else {
+                            Dest::Remote {
+                                worker: loc.worker,
+                                qid: loc.qid,
+                            }
+                        };
+                        (p, d)
+                    },
+                ));
         }
     }
 
@@ -852,7 +892,7 @@ fn flush_hits(cache: &FlowCache, hits: &mut Vec<(usize, u64, u64)>, now_ms: u64)
 /// Output handling for one batch: where frames go.
 struct Emit<'a> {
     bridge: &'a BridgeTopo,
-    dest: &'a FxHashMap<u32, Dest>,
+    dest: &'a DestMap,
     queues: &'a mut [OwnedQueue],
     /// `links[to]` from this worker.
     links: &'a [Link],
@@ -893,7 +933,7 @@ impl Emit<'_> {
     /// Send `frame` out of OpenFlow port `p`.
     #[inline]
     fn port_out(&mut self, p: u32, frame: &[u8]) {
-        let (worker, qid) = match self.dest.get(&p) {
+        let (worker, qid) = match self.dest.get(p) {
             Some(&Dest::Local(i)) => return self.queues[i].stage(frame),
             Some(&Dest::Remote { worker, qid }) => (worker, qid),
             Some(Dest::Stale) => {
@@ -950,7 +990,7 @@ impl Emit<'_> {
                     self.drops[stats::NORMAL_SAME_PORT] += 1;
                     return;
                 }
-                if self.dest.contains_key(&p) {
+                if self.dest.contains_key(p) {
                     self.port_out(p, frame);
                     return;
                 }
