@@ -39,7 +39,7 @@ use crate::execute::{execute, Egress, PacketBuf};
 use crate::flowtable::Pipeline;
 use crate::key::FlowKey;
 use crate::key::RECIRC_WORD;
-use crate::packet::{extract, Layout};
+use crate::packet::{extract, Layout, FIRST_PACKET_WORD};
 use crate::port::{PortError, PortQueue};
 use crate::xlate::{recirc_table, xlate_from, XlateCtx, XlateOutput};
 use arc_swap::ArcSwap;
@@ -696,7 +696,8 @@ impl Worker {
         // Keys for the whole batch first (the extractor's code stays hot).
         for i in 0..n {
             let key = &mut keys[i];
-            *key = FlowKey::zero();
+            // Metadata words start at zero but `in_port`; `extract` rewrites every packet word.
+            key.w[..FIRST_PACKET_WORD].fill(0);
             key.set(Field::InPort, u128::from(in_port));
             layouts[i] = match extract(bufs[i].data(), key) {
                 Ok(l) => Some(l),
