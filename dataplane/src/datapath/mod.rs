@@ -69,8 +69,8 @@
 //! `unknown_port`, `cross_queue_full`, `normal_same_port`, `stale_queue`; see [`stats`]),
 //! plus packets, cache hits and misses, and busy/idle time (from `Instant`: the busy part of
 //! an iteration runs from its first frame to its end, two clock reads; an iteration that finds
-//! nothing reads no clock and counts as idle with the rest of the gap). Port I/O counters are kept by the
-//! queues themselves. Reading any of them sends a snapshot request to every worker and sums the
+//! nothing reads no clock and counts as idle with the rest of the gap). Port I/O counters are
+//! kept by the queues themselves. Reading any of them sends a snapshot request to every worker and sums the
 //! answers. Per-port counters disappear with the port; per-bridge drop counters stay until the
 //! bridge is deleted; `drops()` adds the current ports' `tx_ring_full`, `tx_oversize`,
 //! `rx_oversize` and `io_errors`.

@@ -46,7 +46,7 @@
 
 use super::afpacket::ifindex_exists;
 use super::iface::{self, IfaceInfo, Liveness};
-use super::{PortError, PortQueue, QueueCounters};
+use super::{LentBatch, PortError, PortQueue, QueueCounters};
 use crate::execute::PacketBuf;
 use libbpf_sys as bpf;
 use std::ffi::CString;
@@ -1066,11 +1066,7 @@ impl PortQueue for AfXdpQueue {
         true
     }
 
-    fn recv_in_place(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
-    ) -> usize {
+    fn recv_in_place(&mut self, max: usize, f: &mut LentBatch<'_>) -> usize {
         let want = max.min(RX_LEND);
         if want == 0 {
             return 0;
@@ -1096,48 +1092,51 @@ impl PortQueue for AfXdpQueue {
         unsafe { bpf::_xsk_ring_cons__release(&mut self.x.rings.rx, n as _) };
 
         let chunk_size = !self.frame_mask + 1;
-        // Unused slots are empty views (an empty range of empty storage is always valid).
-        let mut views: [PacketBuf<&mut [u8]>; RX_LEND] = std::array::from_fn(|_| {
-            PacketBuf::new(<&mut [u8]>::default(), 0, 0).unwrap_or_else(|| unreachable!())
-        });
         let mut filled = 0;
-        for d in descs[..n].iter_mut() {
-            let (addr, len) = *d;
-            let chunk = addr & self.frame_mask;
-            let off = addr - chunk;
-            // One of our RX chunks (never a TX one), not lent twice in this batch (two views of
-            // one chunk would alias). Never expected otherwise; such a descriptor is counted
-            // and its chunk not given back (a second time).
-            if chunk >= self.rx_region || self.lent.insert(chunk / chunk_size) {
-                self.counters.io_errors += 1;
-                d.0 = u64::MAX;
-                continue;
+        // The views live in this block only: they are gone before their chunks go back to the
+        // kernel below.
+        {
+            // Unused slots are empty views (an empty range of empty storage is always valid).
+            let mut views: [PacketBuf<&mut [u8]>; RX_LEND] = std::array::from_fn(|_| {
+                PacketBuf::new(<&mut [u8]>::default(), 0, 0).unwrap_or_else(|| unreachable!())
+            });
+            for d in descs[..n].iter_mut() {
+                let (addr, len) = *d;
+                let chunk = addr & self.frame_mask;
+                let off = addr - chunk;
+                // One of our RX chunks (never a TX one), not lent twice in this batch (two views of
+                // one chunk would alias). Never expected otherwise; such a descriptor is counted
+                // and its chunk not given back (a second time).
+                if chunk >= self.rx_region || self.lent.insert(chunk / chunk_size) {
+                    self.counters.io_errors += 1;
+                    d.0 = u64::MAX;
+                    continue;
+                }
+                if off + u64::from(len) > chunk_size {
+                    self.counters.io_errors += 1;
+                    continue;
+                }
+                // SAFETY: `chunk..chunk + chunk_size` is an RX chunk inside the live UMEM mapping
+                // (`rx_region` <= the area's length); the kernel wrote it before publishing its
+                // descriptor and does not touch it until it is back in the fill ring, which happens
+                // only after `f` returns and every view is gone. `lent` guarantees no other view of
+                // this call covers the same chunk, and nothing else of this queue touches RX chunks
+                // meanwhile (`stage` writes TX chunks only), so the `&mut` is unique.
+                let mem = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        self.x.area.ptr.add(chunk as usize),
+                        chunk_size as usize,
+                    )
+                };
+                if let Some(b) = PacketBuf::new(mem, off as usize, len as usize) {
+                    views[filled] = b;
+                    filled += 1;
+                    self.counters.rx_packets += 1;
+                    self.counters.rx_bytes += u64::from(len);
+                }
             }
-            if off + u64::from(len) > chunk_size {
-                self.counters.io_errors += 1;
-                continue;
-            }
-            // SAFETY: `chunk..chunk + chunk_size` is an RX chunk inside the live UMEM mapping
-            // (`rx_region` <= the area's length); the kernel wrote it before publishing its
-            // descriptor and does not touch it until it is back in the fill ring, which happens
-            // only after `f` returns and every view is gone. `lent` guarantees no other view of
-            // this call covers the same chunk, and nothing else of this queue touches RX chunks
-            // meanwhile (`stage` writes TX chunks only), so the `&mut` is unique.
-            let mem = unsafe {
-                std::slice::from_raw_parts_mut(
-                    self.x.area.ptr.add(chunk as usize),
-                    chunk_size as usize,
-                )
-            };
-            if let Some(b) = PacketBuf::new(mem, off as usize, len as usize) {
-                views[filled] = b;
-                filled += 1;
-                self.counters.rx_packets += 1;
-                self.counters.rx_bytes += u64::from(len);
-            }
+            f(&mut views[..filled]);
         }
-        f(&mut views[..filled]);
-        drop(views);
         for &(addr, _) in &descs[..n] {
             if addr == u64::MAX {
                 continue;

@@ -10,7 +10,7 @@
 //! and receives in a loop does not measure the allocator; with [`MemoryPeer::set_discard_tx`]
 //! transmitted frames are only counted, not kept.
 
-use super::{OpenedPort, PortError, PortInfo, PortKind, PortQueue, QueueCounters};
+use super::{LentBatch, OpenedPort, PortError, PortInfo, PortKind, PortQueue, QueueCounters};
 use crate::execute::PacketBuf;
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,11 +133,7 @@ impl PortQueue for MemoryQueue {
     /// The frames are copied from the wire into the queue's own buffers (with headroom, as an
     /// AF_XDP chunk has) and lent from there: a memory port has no receive memory of its own,
     /// but the worker goes through the same in-place path as with AF_XDP.
-    fn recv_in_place(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
-    ) -> usize {
+    fn recv_in_place(&mut self, max: usize, f: &mut LentBatch<'_>) -> usize {
         let max = max.min(LEND);
         let mut lens = [0usize; LEND];
         let mut n = 0;

@@ -147,6 +147,9 @@ pub enum PortError {
     },
 }
 
+/// What [`PortQueue::recv_in_place`] hands a batch of lent frames to.
+pub type LentBatch<'a> = dyn FnMut(&mut [PacketBuf<&mut [u8]>]) + 'a;
+
 /// One queue of an open port: the only thing a worker touches on the packet path.
 ///
 /// Contract: `recv` and `send` never block and never allocate on the steady-state path; errors
@@ -193,11 +196,7 @@ pub trait PortQueue: Send {
     /// The memory goes back to the kernel when `f` returns. Returns how many frames `f` got.
     /// Queues without it (the default) receive nothing here: callers check
     /// [`PortQueue::recv_in_place_supported`] and use [`PortQueue::recv`] otherwise.
-    fn recv_in_place(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(&mut [PacketBuf<&mut [u8]>]),
-    ) -> usize {
+    fn recv_in_place(&mut self, max: usize, f: &mut LentBatch<'_>) -> usize {
         let _ = (max, f);
         0
     }
