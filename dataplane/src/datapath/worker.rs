@@ -23,6 +23,10 @@
 //!   the frame into a free TX chunk at once (AF_XDP) and puts the batch on the ring at `flush`;
 //!   queues without it keep the worker's staging buffers and `send`.
 //!
+//! First touch. A frame received in place was just written by another CPU (on veth the copy
+//! into the UMEM runs on the sender's), so its first read misses the cache; the batch loop
+//! touches every frame before parsing any, so those misses overlap.
+//!
 //! Loop overhead. An iteration that finds nothing reads no clock (see [`Worker::iterate`]);
 //! the topology is checked through a plain atomic generation instead of an `ArcSwap` load (which
 //! takes a debt slot), and the command channel through `is_empty` before `try_recv`. Lookups
