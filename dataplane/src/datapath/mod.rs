@@ -234,6 +234,8 @@ pub struct FdbEntry {
     pub ofport: u32,
     /// Seconds since it was last seen.
     pub age_secs: u64,
+    /// Remote VTEP (IPv4) it was learned behind, on a tunnel port; 0 otherwise.
+    pub remote: u32,
 }
 
 /// Counters of one worker.
@@ -291,6 +293,8 @@ pub(crate) struct CrossFrame {
     /// Bridge id, to count the frame if the queue is gone on arrival.
     pub(crate) bridge: u32,
     pub(crate) data: Vec<u8>,
+    /// Tunnel metadata for an encapsulating output port.
+    pub(crate) tunnel: Option<crate::execute::TunnelMeta>,
 }
 
 /// The queues between an ordered pair of workers.
@@ -809,6 +813,7 @@ impl Datapath {
                 mac: e.mac,
                 ofport: e.port,
                 age_secs: now.saturating_sub(e.seen_ms) / 1000,
+                remote: e.remote,
             })
             .collect())
     }
