@@ -71,7 +71,7 @@
 //! queues themselves. Reading any of them sends a snapshot request to every worker and sums the
 //! answers. Per-port counters disappear with the port; per-bridge drop counters stay until the
 //! bridge is deleted; `drops()` adds the current ports' `tx_ring_full`, `tx_oversize`,
-//! `rx_oversize` and `io_errors`.
+//! `rx_oversize`, `io_errors` and the VXLAN ports' `vxlan_*` reasons.
 //!
 //! # Idle policy
 //!
@@ -852,6 +852,9 @@ impl Datapath {
             ("tx_oversize", io.tx_oversize),
             ("rx_oversize", io.rx_oversize),
             ("io_errors", io.io_errors),
+            ("vxlan_bad_header", io.vxlan_bad_header),
+            ("vxlan_unknown_vni", io.vxlan_unknown_vni),
+            ("vxlan_no_remote", io.vxlan_no_remote),
         ] {
             if n != 0 {
                 out.push((name.to_string(), n));
@@ -904,4 +907,7 @@ fn add_counters(a: &mut QueueCounters, b: &QueueCounters) {
     a.tx_ring_full += b.tx_ring_full;
     a.tx_oversize += b.tx_oversize;
     a.io_errors += b.io_errors;
+    a.vxlan_bad_header += b.vxlan_bad_header;
+    a.vxlan_unknown_vni += b.vxlan_unknown_vni;
+    a.vxlan_no_remote += b.vxlan_no_remote;
 }
