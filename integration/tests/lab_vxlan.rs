@@ -571,4 +571,8 @@ fn vxlan_add_port_errors_change_nothing() {
     // The stored options are the parsed ones.
     assert!(db_before.contains("\"vxlan\""), "{db_before}");
     assert!(db_before.contains("\"key\": \"0x43e\""), "{db_before}");
+    // Deleting the port releases its socket: the same address can be bound again at once.
+    d.swctl(&["del-port", "br0", "vx0"])
+        .expect_ok("del-port vx0");
+    d.swctl(&ok).expect_ok("add-port vx0 again");
 }

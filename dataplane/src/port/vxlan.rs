@@ -462,15 +462,9 @@ impl VxlanQueue {
                     self.counters.tx_oversize += 1;
                     i += 1;
                 }
-                Err(Errno::EINTR) => {
-                    // Retried once per round; a signal storm still ends with the counted
-                    // `io_errors` below after `k` rounds at most.
-                    self.counters.io_errors += 1;
-                    i += 1;
-                }
                 Err(_) => {
-                    // Unreachable remote, route gone, address removed: the first datagram
-                    // failed, the rest may be fine.
+                    // No route, address removed, interrupted: the first datagram failed and
+                    // is counted; the rest may be fine (no retry, so the loop stays bounded).
                     self.counters.io_errors += 1;
                     i += 1;
                 }
