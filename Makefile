@@ -1,7 +1,7 @@
 # One command per job. `make test` is exactly what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt bench bench-lab demo lab-clean clean
+.PHONY: all build test lint fmt bench bench-lab demo demo-s1 lab-clean clean
 
 all: build
 
@@ -34,6 +34,12 @@ bench-lab: build
 ## dump-ports/fdb-show), then seed 000's flows loaded and traced. Cleans up on exit.
 demo: build
 	./scripts/demo.sh
+
+## demo-s1 (root): the S1 lab (floating IP on two paths, seeds 000/001). Part 1: plain Linux
+## reproduces the outage (the network node resets the client's ssh), node by node, then the
+## symmetric control works; part 2 (through vswitchd) is not available yet. Cleans up on exit.
+demo-s1:
+	./scripts/demo-s1.sh
 
 ## lab-clean: remove namespaces, links, daemons and temp dirs that crashed lab runs left behind
 ## (our own naming schemes only; see the script's header). Run it when no lab test is running.

@@ -45,6 +45,26 @@ pub(crate) fn classify(v6: bool, icmp_type: u8) -> IcmpKind {
     }
 }
 
+/// The query type a response answers (the inverse of [`classify`]'s `Query { response }`).
+pub(crate) fn query_of(v6: bool, response: u8) -> Option<u8> {
+    let q = if v6 {
+        match response {
+            129 => 128,
+            140 => 139,
+            _ => return None,
+        }
+    } else {
+        match response {
+            0 => 8,
+            14 => 13,
+            16 => 15,
+            18 => 17,
+            _ => return None,
+        }
+    };
+    Some(q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +77,17 @@ mod tests {
         assert_eq!(classify(true, 2), IcmpKind::Error);
         assert_eq!(classify(true, 129), IcmpKind::Response);
         assert_eq!(classify(true, 135), IcmpKind::Unsupported);
+    }
+
+    #[test]
+    fn query_of_inverts_classify() {
+        for v6 in [false, true] {
+            for t in 0..=255u8 {
+                if let IcmpKind::Query { response } = classify(v6, t) {
+                    assert_eq!(query_of(v6, response), Some(t));
+                }
+            }
+        }
+        assert_eq!(query_of(false, 3), None);
     }
 }

@@ -157,12 +157,14 @@
 //! [`tuple`](mod@tuple) keys, [`packet`] the caller's description of a packet, [`table`]
 //! shards and `process`, [`nat`] requests, rewrites and candidate translations,
 //! [`tcp`]/[`udp`]/[`icmp`] the protocols, [`expiry`] timers, [`limits`] entry limits,
-//! [`stats`] counters, [`config`] zones and timeouts.
+//! [`stats`] counters, [`config`] zones and timeouts, [`filter`] partial tuples for
+//! `flush-conntrack`.
 
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod expiry;
+pub mod filter;
 pub mod icmp;
 pub mod limits;
 pub mod nat;
@@ -174,6 +176,7 @@ pub mod tuple;
 pub mod udp;
 
 pub use config::{Config, Profile, Timeouts, ZoneConfig};
+pub use filter::{FilterError, TupleFilter};
 pub use nat::{NatKind, NatRequest, NatVerdict, Rewrite};
 pub use packet::{tcp_flags, InnerTuple, PacketInfo, TcpInfo, L4};
 pub use stats::InvalidReason;

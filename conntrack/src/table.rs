@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Profile, ZoneConfig};
 use crate::expiry::{ExpiryQueue, Timer};
+use crate::filter::TupleFilter;
 use crate::icmp::{self, IcmpKind};
 use crate::limits::{Full, Limits};
 use crate::nat::{self, Candidates, NatKind, NatRequest, NatVerdict, Rewrite};
@@ -128,6 +129,17 @@ impl Entry {
 
     fn label(&self) -> u128 {
         (u128::from(self.label[0]) << 64) | u128::from(self.label[1])
+    }
+
+    /// ICMP type of each direction's packets (query, response) for an ICMP connection.
+    fn icmp_types(&self) -> [Option<u8>; 2] {
+        match self.proto {
+            ProtoState::Icmp { response } => [
+                icmp::query_of(self.tuples[0].src.is_ipv6(), response),
+                Some(response),
+            ],
+            _ => [None, None],
+        }
     }
 
     /// `+snat`/`+dnat` bits of a NATed connection.
@@ -1263,6 +1275,31 @@ impl Conntrack {
                 }
                 self.unlock(i, shard);
             }
+        }
+        self.release_all(&removed);
+        self.stats.event(Event::Flushed, removed.len() as u64);
+        removed.len()
+    }
+
+    /// Remove the connections (of `zone`, or of every zone) whose original or reply key
+    /// matches `filter` (omitted fields match anything; see [`crate::filter`]). Visits the
+    /// shards one after the other. Returns how many were removed.
+    pub fn flush_matching(&self, zone: Option<u16>, filter: &TupleFilter) -> usize {
+        let mut removed = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            for slot in 0..shard.slab.len() {
+                let e = &shard.slab[slot];
+                if !e.live() || zone.is_some_and(|z| e.tuples[0].zone != z) {
+                    continue;
+                }
+                let types = e.icmp_types();
+                if filter.matches(&e.tuples[0], types[0]) || filter.matches(&e.tuples[1], types[1])
+                {
+                    removed.push(shard.remove(slot as u32));
+                }
+            }
+            self.unlock(i, shard);
         }
         self.release_all(&removed);
         self.stats.event(Event::Flushed, removed.len() as u64);

@@ -137,6 +137,11 @@ pub enum Command {
     FlushConntrack {
         /// Only this zone.
         zone: Option<u16>,
+        /// Only connections whose original or reply key matches this partial tuple, in
+        /// Open vSwitch's `flush-conntrack` syntax (`ct_nw_src=..,ct_nw_proto=6,ct_tp_dst=80`;
+        /// omitted fields match anything). Parsed by the daemon.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tuple: Option<String>,
     },
     /// Conntrack counters: entries, per-zone counts and limits, invalid packets by reason.
     ConntrackStats,
@@ -595,6 +600,30 @@ mod tests {
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));
         assert!(s.contains(r#""cmd":"add-flows""#), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+    }
+
+    #[test]
+    fn flush_conntrack_tuple_is_optional_on_the_wire() {
+        // A request from an older client (no tuple) still decodes.
+        let old = r#"{"version":PV,"command":{"cmd":"flush-conntrack","zone":5}}"#
+            .replace("PV", &PROTOCOL_VERSION.to_string());
+        let r: Request = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            r.command,
+            Command::FlushConntrack {
+                zone: Some(5),
+                tuple: None
+            }
+        );
+        let r = Request {
+            version: PROTOCOL_VERSION,
+            command: Command::FlushConntrack {
+                zone: None,
+                tuple: Some("ct_nw_proto=6,ct_tp_dst=22".into()),
+            },
+        };
+        let s = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
     }
 

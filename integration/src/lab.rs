@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod names;
 pub mod netns;
 pub mod privilege;
+pub mod s1;
 pub mod switch;
 pub mod topology;
 pub mod traffic;

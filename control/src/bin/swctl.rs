@@ -192,11 +192,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove tracked connections (all, or one zone's).
+    /// Remove tracked connections: all, one zone's, or those matching TUPLE.
+    ///
+    /// TUPLE uses Open vSwitch's `dpctl/flush-conntrack` syntax: comma-separated ct_nw_src=,
+    /// ct_nw_dst= (IPv4), ct_ipv6_src=, ct_ipv6_dst=, ct_nw_proto=, ct_tp_src=, ct_tp_dst=,
+    /// icmp_type=, icmp_code=, icmp_id=. Fields left out match anything; a connection goes if
+    /// its original or its reply tuple matches. Without --zone, every zone is searched.
+    /// Prints how many connections were removed; a bad TUPLE removes nothing.
+    #[command(after_help = "Examples:\n  swctl flush-conntrack --zone 5 \
+                      'ct_nw_src=10.1.1.1,ct_nw_dst=10.1.1.2,ct_nw_proto=6,ct_tp_src=40000,ct_tp_dst=22'\n  \
+                      swctl flush-conntrack 'ct_nw_proto=1,icmp_type=8,icmp_id=10'\n  \
+                      swctl flush-conntrack 'ct_ipv6_dst=fc00::2'")]
     FlushConntrack {
         /// Only this zone.
         #[arg(long)]
         zone: Option<u16>,
+        /// Partial conntrack tuple, e.g. ct_nw_src=10.1.1.1,ct_nw_proto=17,ct_tp_dst=53.
+        tuple: Option<String>,
     },
     /// Conntrack counters: entries, zones, invalid packets by reason.
     ConntrackStats {
@@ -434,8 +446,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::FlushConntrack { zone } => {
-            if let Reply::ConntrackFlushed { count } = call(Command::FlushConntrack { zone })? {
+        Cmd::FlushConntrack { zone, tuple } => {
+            if let Reply::ConntrackFlushed { count } =
+                call(Command::FlushConntrack { zone, tuple })?
+            {
                 println!(
                     "flushed {count} connection{}",
                     if count == 1 { "" } else { "s" }

@@ -6,6 +6,7 @@
 
 use super::handlers::{State, Switch};
 use conntrack::config::{Profile, ZoneConfig};
+use conntrack::filter::{FilterError, TupleFilter};
 use conntrack::table::EntryInfo;
 use conntrack::tuple::Tuple;
 use control::protocol::{
@@ -130,6 +131,25 @@ pub(super) fn parse_zone_settings(cfg: &mut ZoneConfig, settings: &[String]) -> 
     Ok(())
 }
 
+/// The `flush-conntrack` tuple, or an error whose token is the offending `key=value`.
+fn parse_flush_tuple(text: &str) -> Result<TupleFilter, ErrorReply> {
+    TupleFilter::parse(text).map_err(|e| {
+        let token = match &e {
+            FilterError::Empty => None,
+            FilterError::NotKeyValue(t)
+            | FilterError::UnknownField(t)
+            | FilterError::Repeated(t)
+            | FilterError::MixedFamilies(t)
+            | FilterError::BadValue { item: t, .. }
+            | FilterError::Prerequisite { item: t, .. } => Some(t.clone()),
+        };
+        ErrorReply {
+            token,
+            ..bad(format!("conntrack tuple: {e}"))
+        }
+    })
+}
+
 fn profile_name(p: Profile) -> &'static str {
     match p {
         Profile::Strict => "strict",
@@ -204,9 +224,16 @@ impl Switch {
         Ok(Reply::Conntrack { entries })
     }
 
-    pub(super) fn flush_conntrack(&self, zone: Option<u16>) -> Outcome {
+    /// `flush-conntrack [--zone N] [TUPLE]`: a bad tuple is refused (naming the item) before
+    /// anything is removed.
+    pub(super) fn flush_conntrack(&self, zone: Option<u16>, tuple: Option<&str>) -> Outcome {
+        let filter = tuple.map(parse_flush_tuple).transpose()?;
         let st = self.lock();
-        let count = st.datapath()?.conntrack().flush(zone, None);
+        let ct = st.datapath()?.conntrack();
+        let count = match &filter {
+            Some(f) => ct.flush_matching(zone, f),
+            None => ct.flush(zone, None),
+        };
         Ok(Reply::ConntrackFlushed { count })
     }
 

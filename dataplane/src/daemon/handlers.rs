@@ -282,7 +282,7 @@ impl Switch {
             Command::FdbShow { bridge } => self.fdb_show(&bridge),
             Command::PmdStats { clear } => self.pmd_stats(clear),
             Command::DumpConntrack { zone } => self.dump_conntrack(zone),
-            Command::FlushConntrack { zone } => self.flush_conntrack(zone),
+            Command::FlushConntrack { zone, tuple } => self.flush_conntrack(zone, tuple.as_deref()),
             Command::ConntrackStats => self.conntrack_stats(),
             Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
             Command::Trace { bridge, packet } => {
