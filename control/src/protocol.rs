@@ -93,6 +93,9 @@ pub enum Command {
         kind: PortType,
         /// OpenFlow port number; the lowest free one when `None`.
         ofport: Option<u32>,
+        /// Options of a tunnel port (`kind` = `vxlan`); absent for other kinds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tunnel: Option<TunnelOptions>,
     },
     /// Detach a port.
     DelPort {
@@ -163,6 +166,22 @@ pub enum PortType {
     Afxdp,
     /// AF_PACKET or fail.
     Afpacket,
+    /// VXLAN tunnel port (a logical name; options in [`TunnelOptions`]).
+    Vxlan,
+}
+
+/// `add-port --type vxlan` options, as typed: the daemon validates them (an error names the
+/// option and the value) so every client gets the same checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelOptions {
+    /// `--local IP`: local VTEP address (the daemon's UDP socket is bound to it).
+    pub local: Option<String>,
+    /// `--remote IP|flow`: remote VTEP, or `flow` (the packet's `tun_dst`).
+    pub remote: Option<String>,
+    /// `--key N|flow`: the VNI, or `flow` (any VNI in, the packet's `tun_id` out).
+    pub key: Option<String>,
+    /// `--dst-port P`: UDP port (default 4789).
+    pub dst_port: Option<u16>,
 }
 
 impl PortType {
@@ -172,6 +191,7 @@ impl PortType {
             PortType::Auto => "auto",
             PortType::Afxdp => "afxdp",
             PortType::Afpacket => "afpacket",
+            PortType::Vxlan => "vxlan",
         }
     }
 
@@ -181,6 +201,7 @@ impl PortType {
             "auto" => Some(PortType::Auto),
             "afxdp" => Some(PortType::Afxdp),
             "afpacket" => Some(PortType::Afpacket),
+            "vxlan" => Some(PortType::Vxlan),
             _ => None,
         }
     }
@@ -420,6 +441,9 @@ pub struct FdbDump {
     pub mac: String,
     /// Seconds since last seen.
     pub age: u64,
+    /// Remote VTEP the MAC was learned behind (tunnel ports); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote: String,
 }
 
 /// One worker's accounting, like `ovs-appctl dpif-netdev/pmd-stats-show`.

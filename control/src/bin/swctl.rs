@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, CtStatsDump, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, WorkerDump,
-    DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, TunnelOptions,
+    WorkerDump, DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -122,6 +122,18 @@ enum Cmd {
         /// OpenFlow port number (default: the lowest free one).
         #[arg(long)]
         ofport: Option<u32>,
+        /// vxlan: local VTEP address (must be an address of the daemon's namespace).
+        #[arg(long)]
+        local: Option<String>,
+        /// vxlan: remote VTEP address, or `flow` (the packet's tun_dst).
+        #[arg(long)]
+        remote: Option<String>,
+        /// vxlan: VNI (decimal or 0x hex), or `flow` (any VNI in, tun_id out). Default 0.
+        #[arg(long)]
+        key: Option<String>,
+        /// vxlan: UDP port (default 4789).
+        #[arg(long)]
+        dst_port: Option<u16>,
     },
     /// Detach a port from a bridge.
     DelPort {
@@ -220,6 +232,7 @@ enum KindArg {
     Auto,
     Afxdp,
     Afpacket,
+    Vxlan,
 }
 
 impl From<KindArg> for PortType {
@@ -228,6 +241,7 @@ impl From<KindArg> for PortType {
             KindArg::Auto => PortType::Auto,
             KindArg::Afxdp => PortType::Afxdp,
             KindArg::Afpacket => PortType::Afpacket,
+            KindArg::Vxlan => PortType::Vxlan,
         }
     }
 }
@@ -341,12 +355,32 @@ fn run(cli: Cli) -> Result<()> {
             iface,
             kind,
             ofport,
+            local,
+            remote,
+            key,
+            dst_port,
         } => {
+            let tunnel = TunnelOptions {
+                local,
+                remote,
+                key,
+                dst_port,
+            };
+            let tunnel = match kind {
+                KindArg::Vxlan => Some(tunnel),
+                _ if tunnel != TunnelOptions::default() => {
+                    anyhow::bail!(
+                        "--local, --remote, --key and --dst-port apply to --type vxlan only"
+                    )
+                }
+                _ => None,
+            };
             call(Command::AddPort {
                 bridge,
                 iface,
                 kind: kind.into(),
                 ofport,
+                tunnel,
             })?;
         }
         Cmd::DelPort { bridge, iface } => {
@@ -589,7 +623,11 @@ fn render_fdb(entries: &[FdbDump]) -> String {
     use std::fmt::Write;
     let mut s = String::from(" port  VLAN  MAC                Age\n");
     for e in entries {
-        let _ = writeln!(s, "{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, e.mac, e.age);
+        let _ = write!(s, "{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, e.mac, e.age);
+        if !e.remote.is_empty() {
+            let _ = write!(s, "  remote {}", e.remote);
+        }
+        s.push('\n');
     }
     s
 }

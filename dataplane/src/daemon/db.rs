@@ -60,8 +60,12 @@ pub struct PortConfig {
     pub iface: String,
     /// OpenFlow port number.
     pub ofport: u32,
-    /// Requested kind: "auto", "afxdp" or "afpacket".
+    /// Requested kind: "auto", "afxdp", "afpacket" or "vxlan".
     pub kind: String,
+    /// Options of a VXLAN port (`local`, `remote`, `key`, `dst_port`, as `swctl add-port`
+    /// takes them); absent for other kinds and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<crate::port::vxlan::VxlanConfig>,
 }
 
 /// Why the database could not be read or written.
@@ -172,6 +176,7 @@ mod tests {
                     iface: "veth0".into(),
                     ofport: 1,
                     kind: "auto".into(),
+                    vxlan: None,
                 }],
                 flows: vec!["table=20, priority=5,ip actions=output:1".into()],
             }],

@@ -139,7 +139,13 @@ impl Switch {
                     })?;
                     // An interface that is missing now may appear later: the port stays
                     // configured and housekeeping retries it.
-                    st.attach_port(&bc.name, &pc.iface, kind, pc.ofport);
+                    if kind == PortType::Vxlan && pc.vxlan.is_none() {
+                        return Err(content(
+                            &bc.name,
+                            format!("port {}: a vxlan port without its options", pc.iface),
+                        ));
+                    }
+                    st.attach_port(&bc.name, &pc.iface, kind, pc.vxlan, pc.ofport);
                     n_ports += 1;
                 }
             }
@@ -199,6 +205,7 @@ impl Switch {
                                 iface: p.iface.clone(),
                                 ofport: *ofport,
                                 kind: p.kind.name().to_string(),
+                                vxlan: p.tunnel,
                             })
                             .collect(),
                         flows: pipeline
@@ -268,7 +275,8 @@ impl Switch {
                 iface,
                 kind,
                 ofport,
-            } => self.add_port(&bridge, &iface, kind, ofport),
+                tunnel,
+            } => self.add_port(&bridge, &iface, kind, ofport, tunnel.as_ref()),
             Command::DelPort { bridge, iface } => self.del_port(&bridge, &iface),
             Command::DumpPorts { bridge, port } => self.dump_ports(&bridge, port.as_deref()),
             Command::FdbShow { bridge } => self.fdb_show(&bridge),

@@ -9,9 +9,12 @@
 //! Frame buffers are recycled through a pool shared by both sides, so a benchmark that injects
 //! and receives in a loop does not measure the allocator; with [`MemoryPeer::set_discard_tx`]
 //! transmitted frames are only counted, not kept.
+//!
+//! Tunnel metadata travels on the wire too ([`MemoryPeer::inject_tunneled`],
+//! [`MemoryPeer::take_tunneled`]), so datapath tests can play a tunnel port without sockets.
 
 use super::{OpenedPort, PortError, PortInfo, PortKind, PortQueue, QueueCounters};
-use crate::execute::PacketBuf;
+use crate::execute::{PacketBuf, TunnelMeta};
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,9 +27,9 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// State shared by one queue and the peer.
 struct Wire {
     /// Peer → switch.
-    rx: ArrayQueue<Vec<u8>>,
+    rx: ArrayQueue<(Vec<u8>, Option<TunnelMeta>)>,
     /// Switch → peer.
-    tx: ArrayQueue<Vec<u8>>,
+    tx: ArrayQueue<(Vec<u8>, Option<TunnelMeta>)>,
     /// Spare buffers (both directions recycle through it).
     pool: ArrayQueue<Vec<u8>>,
     /// Set by [`MemoryPeer::disconnect`].
@@ -72,13 +75,14 @@ impl PortQueue for MemoryQueue {
     fn recv(&mut self, bufs: &mut [PacketBuf]) -> usize {
         let mut n = 0;
         while n < bufs.len() {
-            let Some(frame) = self.wire.rx.pop() else {
+            let Some((frame, tunnel)) = self.wire.rx.pop() else {
                 break;
             };
             if frame.len() > MAX_FRAME {
                 self.counters.rx_oversize += 1;
             } else {
                 bufs[n].reset(&frame);
+                bufs[n].tunnel = tunnel;
                 self.counters.rx_packets += 1;
                 self.counters.rx_bytes += frame.len() as u64;
                 n += 1;
@@ -89,16 +93,21 @@ impl PortQueue for MemoryQueue {
     }
 
     fn send(&mut self, frames: &[&[u8]]) -> usize {
+        self.send_tunneled(frames, &[])
+    }
+
+    fn send_tunneled(&mut self, frames: &[&[u8]], meta: &[Option<TunnelMeta>]) -> usize {
         let discard = self.wire.discard.load(Ordering::Relaxed);
         let mut sent = 0;
-        for f in frames {
+        for (i, f) in frames.iter().enumerate() {
+            let tunnel = meta.get(i).copied().flatten();
             if f.len() > MAX_FRAME {
                 self.counters.tx_oversize += 1;
                 continue;
             }
             if discard {
                 self.wire.discarded.fetch_add(1, Ordering::Relaxed);
-            } else if let Err(v) = self.wire.tx.push(self.wire.buffer(f)) {
+            } else if let Err((v, _)) = self.wire.tx.push((self.wire.buffer(f), tunnel)) {
                 self.wire.recycle(v);
                 self.counters.tx_ring_full += 1;
                 continue;
@@ -149,10 +158,20 @@ impl MemoryPeer {
 
     /// Deliver `frame` to the switch on queue `queue` (modulo the number of queues).
     pub fn inject_to(&self, queue: usize, frame: &[u8]) -> bool {
+        self.inject_full(queue, frame, None)
+    }
+
+    /// Deliver `frame` on queue 0 as a tunnel port would: decapsulated, with `tunnel`
+    /// metadata (the worker puts it into `tun_id`/`tun_src`/`tun_dst`).
+    pub fn inject_tunneled(&self, frame: &[u8], tunnel: TunnelMeta) -> bool {
+        self.inject_full(0, frame, Some(tunnel))
+    }
+
+    fn inject_full(&self, queue: usize, frame: &[u8], tunnel: Option<TunnelMeta>) -> bool {
         let w = &self.wires[queue % self.wires.len()];
-        match w.rx.push(w.buffer(frame)) {
+        match w.rx.push((w.buffer(frame), tunnel)) {
             Ok(()) => true,
-            Err(v) => {
+            Err((v, _)) => {
                 w.recycle(v);
                 w.inject_full.fetch_add(1, Ordering::Relaxed);
                 false
@@ -162,6 +181,11 @@ impl MemoryPeer {
 
     /// Frames the switch transmitted since the last call, queue 0 first, in order per queue.
     pub fn take(&self) -> Vec<Vec<u8>> {
+        self.take_tunneled().into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// [`MemoryPeer::take`] with the tunnel metadata the switch sent each frame with.
+    pub fn take_tunneled(&self) -> Vec<(Vec<u8>, Option<TunnelMeta>)> {
         let mut out = Vec::new();
         for w in &self.wires {
             while let Some(f) = w.tx.pop() {

@@ -11,6 +11,15 @@
 //! * `afpacket` — a raw `AF_PACKET` socket with `PACKET_IGNORE_OUTGOING`, the fallback when
 //!   AF_XDP cannot be had.
 //! * `memory` — an in-process port for tests and benchmarks.
+//! * `vxlan` — a logical VXLAN tunnel port: the switch builds and parses the VXLAN header,
+//!   picks the VNI and remote VTEP, and fills `tun_id`/`tun_src`/`tun_dst`; the outer IPv4/UDP
+//!   goes through a kernel UDP socket bound to the local VTEP address (the kernel does routing,
+//!   ARP and checksums of the underlay). See [`vxlan`] for the decision and its limits.
+//!
+//! Tunnel metadata crosses the queue interface in both directions: `recv` sets
+//! `PacketBuf::tunnel` on decapsulated frames, and [`PortQueue::send_tunneled`] hands each
+//! frame's metadata (from `set_tunnel`, `set_field:..->tun_dst`, or as received) to the
+//! encapsulating port; other kinds ignore it.
 //!
 //! [`open()`] opens a port as a [`PortRequest`] asks (`auto`: AF_XDP, else AF_PACKET with a
 //! warning giving the reason); [`iface`] looks interfaces up; [`cleanup_stale_xdp`] and
@@ -25,7 +34,7 @@
 //! (`shared/notes/afxdp-on-veth.md`); in exchange, packet buffers never alias socket memory and
 //! a port can be swapped without touching the workers.
 
-use crate::execute::PacketBuf;
+use crate::execute::{PacketBuf, TunnelMeta};
 
 pub mod memory;
 use serde::{Deserialize, Serialize};
@@ -34,9 +43,10 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod iface;
 mod open;
+pub mod vxlan;
 
 pub use afxdp::{cleanup_stale_xdp, sweep_stale_xdp};
-pub use open::open;
+pub use open::{open, open_vxlan};
 
 /// Which implementation a port uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,6 +58,8 @@ pub enum PortKind {
     Afpacket,
     /// In-process (tests, benchmarks).
     Memory,
+    /// VXLAN tunnel (logical port, kernel UDP socket underneath).
+    Vxlan,
 }
 
 impl PortKind {
@@ -57,6 +69,7 @@ impl PortKind {
             PortKind::Afxdp => "afxdp",
             PortKind::Afpacket => "afpacket",
             PortKind::Memory => "memory",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -112,6 +125,15 @@ pub struct QueueCounters {
     pub tx_oversize: u64,
     /// Receive or transmit system-call errors.
     pub io_errors: u64,
+    /// VXLAN: datagrams received without a valid VXLAN header and inner Ethernet header.
+    #[serde(default)]
+    pub vxlan_bad_header: u64,
+    /// VXLAN: datagrams received with a VNI other than the port's fixed `--key`.
+    #[serde(default)]
+    pub vxlan_unknown_vni: u64,
+    /// VXLAN: frames not sent because a `--remote flow` port had no `tun_dst` for them.
+    #[serde(default)]
+    pub vxlan_no_remote: u64,
 }
 
 /// Why a port or queue failed.
@@ -158,6 +180,13 @@ pub trait PortQueue: Send {
     /// Queue `frames` for transmission. Returns how many were accepted; the rest were dropped
     /// and counted (`tx_ring_full`, `tx_oversize`).
     fn send(&mut self, frames: &[&[u8]]) -> usize;
+
+    /// [`PortQueue::send`] with each frame's tunnel metadata (`meta[i]` for `frames[i]`;
+    /// missing entries are `None`), for ports that encapsulate. The default ignores it.
+    fn send_tunneled(&mut self, frames: &[&[u8]], meta: &[Option<TunnelMeta>]) -> usize {
+        let _ = meta;
+        self.send(frames)
+    }
 
     /// Make progress without new work: reap TX completions, wake the kernel if transmissions
     /// are pending, restock the fill ring. Called once per worker loop iteration. Returns
