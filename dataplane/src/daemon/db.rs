@@ -222,6 +222,23 @@ mod tests {
     }
 
     #[test]
+    fn files_without_fips_still_load() {
+        let d = tmpdir("nofips");
+        let p = d.join("conf.db");
+        std::fs::write(
+            &p,
+            r#"{"format": 1, "bridges": [{"name": "br0", "ports": [], "flows": []}]}"#,
+        )
+        .unwrap();
+        let c = load(&p).unwrap().unwrap();
+        assert!(c.bridges[0].fips.is_empty());
+        // And a bridge without FIPs is saved without the key (older readers are unaffected).
+        save(&p, &c).unwrap();
+        assert!(!std::fs::read_to_string(&p).unwrap().contains("fips"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn corrupt_file_is_an_error_and_is_left_in_place() {
         let d = tmpdir("corrupt");
         let p = d.join("conf.db");

@@ -310,6 +310,17 @@ fn errors_of_one_megaflow_quoting_different_packets() {
     let q2 = verify_quote(&g2);
     assert_eq!(q2, about_other, "a quote about another host is not touched");
     assert_eq!(l3(&g2).dst_addr(), Ipv4Address::from(FIXED));
+
+    // An echo request to the FIP gets no quoted rewrite; an error must not share its megaflow
+    // (nor a TCP segment's), or it would miss the quoted rewrite.
+    for other in [
+        ipv4_frame(ROUTER, FIP, 1, &icmp(8, 0, b"ping")),
+        ipv4_frame(ROUTER, FIP, 6, &tcp(1, 2, 2, b"")),
+    ] {
+        let (ko, _) = extract_at_port(&other, 1).unwrap();
+        let oo = translate(&dn, &ko);
+        assert_ne!(ko.and(&oo.wc), k1.and(&oo.wc), "separate megaflows");
+    }
 }
 
 #[test]
