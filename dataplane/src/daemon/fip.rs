@@ -424,6 +424,17 @@ pub(super) fn spawn_ownership_follower(state: Weak<Mutex<State>>, store: Arc<dyn
 }
 
 impl Switch {
+    /// This node's record for every FIP configured on it (all bridges, by bridge then address):
+    /// what it has published to the claim store (for `fip-check`).
+    pub fn configured_fips(&self) -> Vec<ClaimRecord> {
+        let st = self.lock();
+        let node = &self.ownership().node;
+        st.fips
+            .iter()
+            .flat_map(|(b, m)| m.values().map(move |c| c.record(node, b)))
+            .collect()
+    }
+
     pub(super) fn add_fip(
         &self,
         bridge: &str,

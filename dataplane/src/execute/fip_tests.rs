@@ -425,6 +425,19 @@ fn trace_shows_the_translation() {
         "{text}"
     );
     assert!(text.contains("set(ipv4(dst=88.88.88.4))"), "{text}");
+    // An ICMP error: the quoted half is announced and shows in the datapath actions.
+    let left = ipv4(FIP, [10, 99, 0, 2], 17, 1, &udp(1, 2, b"a"));
+    let (k, _) = extract_at_port(&icmp_error(11, 0, ROUTER, FIP, &left, usize::MAX), 1).unwrap();
+    let t = xlate_trace(&ctx, &k, &mut o);
+    let text = t.render(control::flow::format_match, control::flow::format_actions);
+    assert!(
+        text.contains("ICMP error: the quoted header's source 192.168.111.223 -> 88.88.88.4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fip_icmp_quoted(src=192.168.111.223->88.88.88.4)"),
+        "{text}"
+    );
     // A trace is not traffic.
     assert_eq!(
         p.fips().entries()[0]
