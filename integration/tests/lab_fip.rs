@@ -137,7 +137,8 @@ fn topo(lab: &Lab, test: &str) -> Topo {
     ]);
     rt.exec_ok(&["ip", "addr", "add", "10.99.0.1/24", "dev", "eth1"]);
     rt.exec_ok(&["ip", "link", "set", "eth1", "up"]);
-    rt.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // Through /proc rather than sysctl(8): procps is not on every Debian.
+    rt.exec_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     far.exec_ok(&["ip", "addr", "add", &format!("{FAR_IP}/24"), "dev", "eth0"]);
     far.exec_ok(&["ip", "link", "set", "eth0", "up"]);
     far.exec_ok(&["ip", "route", "add", "default", "via", "10.99.0.1"]);
