@@ -145,6 +145,34 @@ pub enum Command {
     },
     /// Conntrack counters: entries, per-zone counts and limits, invalid packets by reason.
     ConntrackStats,
+    /// Add a floating IP: a stateless 1:1 mapping FIP <-> fixed IP (IPv4 only) used by the
+    /// `fip_dnat`, `fip_snat` and `fip_arp` actions. Addresses travel as text, so the daemon's
+    /// errors name the token as written.
+    AddFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+        /// The fixed IP it maps to.
+        fixed: String,
+        /// MAC `fip_arp` answers with (none: ARP for the FIP is never answered).
+        mac: Option<String>,
+        /// `centralized` (default: this node owns the FIP, claimed through the claim store) or
+        /// `distributed` (translates only, owns nothing).
+        mode: Option<String>,
+    },
+    /// Remove a floating IP (its claim is released).
+    DelFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+    },
+    /// List a bridge's floating IPs with their claim status and counters.
+    DumpFips {
+        /// Bridge name.
+        bridge: String,
+    },
     /// Configure a conntrack zone.
     SetCtZone {
         /// Zone.
@@ -299,6 +327,39 @@ pub enum Reply {
     },
     /// Conntrack counters.
     ConntrackStats(CtStatsDump),
+    /// Floating IPs (`dump-fips`; `add-fip` answers with the one added).
+    Fips {
+        /// By address.
+        fips: Vec<FipDump>,
+    },
+}
+
+/// One floating IP in `dump-fips`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipDump {
+    /// The floating IP.
+    pub fip: String,
+    /// The fixed IP.
+    pub fixed: String,
+    /// The MAC ARP is answered with, if any.
+    pub mac: Option<String>,
+    /// `centralized` or `distributed`.
+    pub mode: String,
+    /// The claim status from the claim store (`standalone`, `pending`, `owned`,
+    /// `refused: held by NODE`, `lost: REASON`, `not claimed (distributed)`).
+    pub status: String,
+    /// Whether the datapath acts as the owner now (answers ARP for it).
+    pub owner: bool,
+    /// Packets (and bytes) translated by `fip_dnat`: to the FIP, towards the fixed IP.
+    pub dnat_packets: u64,
+    /// Bytes translated by `fip_dnat`.
+    pub dnat_bytes: u64,
+    /// Packets translated by `fip_snat`: from the fixed IP, out as the FIP.
+    pub snat_packets: u64,
+    /// Bytes translated by `fip_snat`.
+    pub snat_bytes: u64,
+    /// ARP requests answered by `fip_arp`.
+    pub arp_replies: u64,
 }
 
 /// One direction of a connection.

@@ -41,6 +41,7 @@
 
 use crate::classifier::{rule_order, Classifier};
 use crate::key::{FlowKey, MaskedKey};
+use crate::xlate::FipTable;
 use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,6 +366,8 @@ fn table_ids(table: Option<u8>) -> std::ops::Range<usize> {
 pub struct Pipeline {
     tables: Vec<Arc<Table>>,
     version: u64,
+    /// The bridge's floating IPs (`fip_*` actions), versioned with the tables.
+    fips: Arc<FipTable>,
 }
 
 impl Default for Pipeline {
@@ -372,6 +375,7 @@ impl Default for Pipeline {
         Pipeline {
             tables: (0..N_TABLES).map(|_| Arc::new(Table::default())).collect(),
             version: 0,
+            fips: Arc::default(),
         }
     }
 }
@@ -381,6 +385,17 @@ impl Pipeline {
     #[inline]
     pub fn table(&self, id: u8) -> &Table {
         &self.tables[id as usize % N_TABLES]
+    }
+
+    /// The floating IPs the `fip_*` actions of this version use.
+    #[inline]
+    pub fn fips(&self) -> &FipTable {
+        &self.fips
+    }
+
+    /// The same, shared.
+    pub fn fips_arc(&self) -> &Arc<FipTable> {
+        &self.fips
     }
 
     /// Version number (increments with every published edit).
@@ -399,6 +414,7 @@ impl Pipeline {
             next: Pipeline {
                 tables: self.tables.clone(),
                 version: self.version + 1,
+                fips: self.fips.clone(),
             },
         }
     }
@@ -443,6 +459,12 @@ impl PipelineEdit {
     /// The tables as edited so far.
     pub fn pipeline(&self) -> &Pipeline {
         &self.next
+    }
+
+    /// Replace the floating-IP table (a FIP or ownership change publishes a new version, so
+    /// every cached decision taken under the old table is dropped).
+    pub fn set_fips(&mut self, fips: Arc<FipTable>) {
+        self.next.fips = fips;
     }
 
     fn table_mut(&mut self, id: usize) -> &mut Table {

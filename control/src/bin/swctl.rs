@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, CtStatsDump, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, TunnelOptions,
-    WorkerDump, DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, FipDump, PortDump, PortType, Reply, ShowInfo, TracePacket,
+    TunnelOptions, WorkerDump, DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -216,6 +216,38 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add a floating IP: stateless 1:1 FIP <-> FIXED (IPv4) for the fip_dnat, fip_snat and
+    /// fip_arp actions.
+    AddFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+        /// The fixed IP it maps to.
+        fixed: String,
+        /// MAC to answer ARP for the FIP with (fip_arp); without it ARP is never answered.
+        #[arg(long)]
+        mac: Option<String>,
+        /// centralized: this node owns the FIP (claimed; answers ARP); distributed: it only
+        /// translates.
+        #[arg(long, value_enum, default_value = "centralized")]
+        mode: FipModeArg,
+    },
+    /// Remove a floating IP.
+    DelFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+    },
+    /// List floating IPs: mapping, MAC, mode, claim status, counters.
+    DumpFips {
+        /// Bridge name.
+        bridge: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configure a conntrack zone (kept in the configuration database).
     SetCtZone {
         /// Zone number.
@@ -225,6 +257,12 @@ enum Cmd {
         /// udp_replied, icmp, ...).
         settings: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FipModeArg {
+    Centralized,
+    Distributed,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -469,6 +507,37 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::SetCtZone { zone, settings } => {
             call(Command::SetCtZone { zone, settings })?;
         }
+        Cmd::AddFip {
+            bridge,
+            fip,
+            fixed,
+            mac,
+            mode,
+        } => {
+            let mode = match mode {
+                FipModeArg::Centralized => "centralized",
+                FipModeArg::Distributed => "distributed",
+            };
+            call(Command::AddFip {
+                bridge,
+                fip,
+                fixed,
+                mac,
+                mode: Some(mode.into()),
+            })?;
+        }
+        Cmd::DelFip { bridge, fip } => {
+            call(Command::DelFip { bridge, fip })?;
+        }
+        Cmd::DumpFips { bridge, json } => {
+            if let Reply::Fips { fips } = call(Command::DumpFips { bridge })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&fips)?);
+                } else {
+                    print!("{}", render_fips(&fips));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -545,6 +614,29 @@ fn render_show(info: &ShowInfo) -> String {
             } else {
                 z.limit.to_string()
             }
+        );
+    }
+    s
+}
+
+fn render_fips(fips: &[FipDump]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for f in fips {
+        let _ = writeln!(
+            s,
+            "{} -> {}  mac {}  {}  claim {}{}",
+            f.fip,
+            f.fixed,
+            f.mac.as_deref().unwrap_or("none"),
+            f.mode,
+            f.status,
+            if f.owner { " (owner)" } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "    in (dnat) pkts={} bytes={}  out (snat) pkts={} bytes={}  arp replies={}",
+            f.dnat_packets, f.dnat_bytes, f.snat_packets, f.snat_bytes, f.arp_replies
         );
     }
     s

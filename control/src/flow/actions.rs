@@ -311,6 +311,18 @@ impl Ctx<'_> {
             "note" => out.push(Action::Note(parse_note(raw, val.unwrap_or(""))?)),
             "ct" => out.push(self.parse_ct(raw, val.unwrap_or(""))?),
             "ct_clear" if val.is_none() => out.push(Action::CtClear),
+            // Our floating-IP extensions (not in ovs-ofctl). No match prerequisites: each one
+            // looks at the packet and does nothing when it is not what it translates.
+            "fip_dnat" | "fip_snat" | "fip_arp" => {
+                if val.is_some() {
+                    return Err(err(raw, format!("{} takes no argument", t.key)));
+                }
+                out.push(match key.as_str() {
+                    "fip_dnat" => Action::FipDnat,
+                    "fip_snat" => Action::FipSnat,
+                    _ => Action::FipArp,
+                });
+            }
             "group" => {
                 let v = parse_uint_width(need("group id")?, 32).map_err(|e| err(raw, e))?;
                 out.push(Action::Group(v as u32));

@@ -330,6 +330,17 @@ pub enum Action {
     CtClear,
     /// `group:N`.
     Group(u32),
+    /// `fip_dnat` (our extension, not in `ovs-ofctl`): if the packet's IPv4 destination is a
+    /// floating IP of the bridge (`swctl add-fip`), rewrite it to the fixed IP; in an ICMP error
+    /// to the FIP, the quoted header's source too. No-op otherwise. Stateless.
+    FipDnat,
+    /// `fip_snat` (extension): if the IPv4 source is the fixed IP of a floating IP, rewrite it
+    /// to the FIP; in an ICMP error from the fixed IP, the quoted header's destination too.
+    FipSnat,
+    /// `fip_arp` (extension): an ARP request for a floating IP this node owns and that has a
+    /// MAC is turned into the reply and sent back out of the ingress port, ending the packet's
+    /// actions; otherwise no-op.
+    FipArp,
 }
 
 /// Flow-mod attributes written with a flow: everything but the match and actions.

@@ -820,6 +820,13 @@ mod tests {
             vec![Action::Note(vec![0, 1, 2, 0, 0, 0])]
         );
         assert_eq!(actions("ip actions=ct_clear"), vec![Action::CtClear]);
+        // Floating-IP extensions: no prerequisites (each is a no-op on other packets).
+        assert_eq!(
+            actions("actions=fip_arp,fip_dnat,fip_snat"),
+            vec![Action::FipArp, Action::FipDnat, Action::FipSnat]
+        );
+        bad("actions=fip_dnat:1", "fip_dnat:1", "takes no argument");
+        bad("actions=fip_arp(x)", "fip_arp(x)", "takes no argument");
     }
 
     #[test]

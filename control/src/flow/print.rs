@@ -300,6 +300,9 @@ fn format_action(a: &Action) -> String {
         Action::Ct(ct) => format_ct(ct),
         Action::CtClear => "ct_clear".into(),
         Action::Group(g) => format!("group:{g}"),
+        Action::FipDnat => "fip_dnat".into(),
+        Action::FipSnat => "fip_snat".into(),
+        Action::FipArp => "fip_arp".into(),
     }
 }
 
@@ -497,6 +500,29 @@ mod tests {
         );
         let f = parse_flow("cookie=0x5/0xff,ip", ParseMode::Filter).unwrap();
         assert_eq!(format_flow(&f), "cookie=0x5/0xff, ip");
+    }
+
+    #[test]
+    fn fip_actions_round_trip() {
+        // Our extensions print as written and parse back to the same flow.
+        for s in [
+            "table=20,priority=100,arp actions=fip_arp,NORMAL",
+            "priority=10,ip,in_port=2 actions=fip_dnat,goto_table:30",
+            "priority=10,ip,in_port=1 actions=fip_snat,dec_ttl,output:3",
+            "actions=fip_arp,fip_dnat,fip_snat",
+        ] {
+            let f = parse_flow(s, ParseMode::Add).unwrap_or_else(|e| panic!("{s}: {e}"));
+            let text = format_flow(&f);
+            assert_eq!(parse_flow(&text, ParseMode::Add).unwrap(), f, "{text}");
+        }
+        assert_eq!(
+            canon("table=20, priority=100,arp actions=FIP_ARP,normal"),
+            "table=20, priority=100,arp actions=fip_arp,NORMAL"
+        );
+        assert_eq!(
+            canon("ip actions=fip_dnat,fip_snat,IN_PORT"),
+            "ip actions=fip_dnat,fip_snat,IN_PORT"
+        );
     }
 
     #[test]

@@ -51,6 +51,24 @@ pub struct BridgeConfig {
     pub ports: Vec<PortConfig>,
     /// Flows in `add-flow` syntax, in dump order.
     pub flows: Vec<String>,
+    /// Floating IPs (`add-fip`), by address; absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fips: Vec<FipConfig>,
+}
+
+/// One floating IP, as `add-fip` took it. Ownership is not stored: it is claimed again
+/// through the claim store at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipConfig {
+    /// The floating IP.
+    pub fip: std::net::Ipv4Addr,
+    /// The fixed IP.
+    pub fixed: std::net::Ipv4Addr,
+    /// The MAC ARP is answered with (`aa:bb:cc:dd:ee:ff`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// How this node carries it.
+    pub mode: super::ownership::FipMode,
 }
 
 /// One port.
@@ -179,6 +197,12 @@ mod tests {
                     vxlan: None,
                 }],
                 flows: vec!["table=20, priority=5,ip actions=output:1".into()],
+                fips: vec![FipConfig {
+                    fip: "192.168.111.223".parse().unwrap(),
+                    fixed: "88.88.88.4".parse().unwrap(),
+                    mac: Some("fa:16:3e:4b:eb:3c".into()),
+                    mode: super::super::ownership::FipMode::Centralized,
+                }],
             }],
             ct_zones: vec![CtZoneConfig {
                 zone: 5,
@@ -199,6 +223,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("conf.db")]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn files_without_fips_still_load() {
+        let d = tmpdir("nofips");
+        let p = d.join("conf.db");
+        std::fs::write(
+            &p,
+            r#"{"format": 1, "bridges": [{"name": "br0", "ports": [], "flows": []}]}"#,
+        )
+        .unwrap();
+        let c = load(&p).unwrap().unwrap();
+        assert!(c.bridges[0].fips.is_empty());
+        // And a bridge without FIPs is saved without the key (older readers are unaffected).
+        save(&p, &c).unwrap();
+        assert!(!std::fs::read_to_string(&p).unwrap().contains("fips"));
         let _ = std::fs::remove_dir_all(&d);
     }
 

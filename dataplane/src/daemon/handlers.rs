@@ -5,6 +5,7 @@
 
 use super::bridge::Bridge;
 use super::db::{self, DbError};
+use super::fip::{self, FipConfigs, Ownership};
 use super::ports::PortEntry;
 use super::trace::trace_packet;
 use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
@@ -32,11 +33,14 @@ pub fn now_ms() -> u64 {
 /// The whole switch: its bridges and ports, the datapath that moves their packets, and where
 /// the configuration is kept.
 pub struct Switch {
-    state: Mutex<State>,
+    /// Shared (weakly) with the FIP ownership thread.
+    state: Arc<Mutex<State>>,
     /// The configuration database; `None` runs without persistence.
     db: Option<PathBuf>,
     /// Datapath settings, for `show`.
     dp_config: DatapathConfig,
+    /// Where FIP ownership is claimed, and this node's name there.
+    ownership: Ownership,
 }
 
 /// Everything the control plane changes, under one lock (control commands are rare; packet
@@ -51,6 +55,22 @@ pub(super) struct State {
     /// Conntrack zones configured with `set-ct-zone`: the settings in force and the
     /// `key=value` items as written (what the database keeps).
     pub(super) ct_zones: BTreeMap<u16, (conntrack::config::ZoneConfig, Vec<String>)>,
+    /// Floating IPs by bridge (`add-fip`).
+    pub(super) fips: FipConfigs,
+}
+
+impl State {
+    /// A state without datapath, bridges or configuration (unit tests of handlers' pieces).
+    #[cfg(test)]
+    pub(super) fn for_tests() -> State {
+        State {
+            bridges: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            datapath: None,
+            ct_zones: BTreeMap::new(),
+            fips: FipConfigs::new(),
+        }
+    }
 }
 
 /// Why the saved configuration could not be restored at start.
@@ -76,18 +96,35 @@ pub enum RestoreError {
 type Outcome = Result<Reply, ErrorReply>;
 
 impl Switch {
-    /// Start the datapath and restore the configuration from `db` (when given and present).
+    /// Start the datapath and restore the configuration from `db` (when given and present),
+    /// FIP ownership standalone (see [`Switch::start_with`]).
     pub fn start(db: Option<&Path>, dp_config: DatapathConfig) -> Result<Switch, RestoreError> {
+        Switch::start_with(db, dp_config, Ownership::standalone())
+    }
+
+    /// [`Switch::start`] with FIP ownership claimed through `ownership` (a distributed claim
+    /// store and this node's name in it).
+    pub fn start_with(
+        db: Option<&Path>,
+        dp_config: DatapathConfig,
+        ownership: Ownership,
+    ) -> Result<Switch, RestoreError> {
         let switch = Switch {
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 bridges: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 datapath: Some(Datapath::start(dp_config.clone())),
                 ct_zones: BTreeMap::new(),
-            }),
+                fips: FipConfigs::new(),
+            })),
             db: db.map(Path::to_path_buf),
             dp_config,
+            ownership,
         };
+        fip::spawn_ownership_follower(
+            Arc::downgrade(&switch.state),
+            switch.ownership.store.clone(),
+        );
         let Some(db) = db else {
             tracing::info!("running without a configuration database");
             return Ok(switch);
@@ -124,6 +161,25 @@ impl Switch {
                     edit.add(&spec, now)
                         .map_err(|e| content(&bc.name, format!("flow {}: {e}", i + 1)))?;
                     n_flows += 1;
+                }
+                // Floating IPs: checked like add-fip, claimed again (ownership is not kept).
+                for fc in &bc.fips {
+                    let conf = fip::from_db(&st.fips, &bc.name, fc).map_err(|e| {
+                        content(&bc.name, format!("floating IP {}: {}", fc.fip, e.message))
+                    })?;
+                    st.fips
+                        .entry(bc.name.clone())
+                        .or_default()
+                        .insert(conf.fip, conf);
+                }
+                if let Some(confs) = st.fips.get(&bc.name) {
+                    let store = &*switch.ownership.store;
+                    for c in confs.values() {
+                        store.claim(&c.record(&switch.ownership.node, &bc.name));
+                    }
+                    let table = fip::build_table(confs.values(), store, edit.pipeline().fips())
+                        .map_err(|e| content(&bc.name, e))?;
+                    edit.set_fips(Arc::new(table));
                 }
                 br.publish(edit.finish());
                 let br = Arc::new(br);
@@ -213,6 +269,13 @@ impl Switch {
                             .iter()
                             .map(|r| format_flow(&r.spec()))
                             .collect(),
+                        fips: st
+                            .fips
+                            .get(br.name())
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .map(|c| c.to_db())
+                            .collect(),
                     }
                 })
                 .collect(),
@@ -237,6 +300,11 @@ impl Switch {
     /// The bridge called `name`.
     pub fn bridge(&self, name: &str) -> Option<Arc<Bridge>> {
         self.lock().bridges.get(name).cloned()
+    }
+
+    /// Where FIP ownership is claimed.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -285,6 +353,15 @@ impl Switch {
             Command::FlushConntrack { zone, tuple } => self.flush_conntrack(zone, tuple.as_deref()),
             Command::ConntrackStats => self.conntrack_stats(),
             Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
+            Command::AddFip {
+                bridge,
+                fip,
+                fixed,
+                mac,
+                mode,
+            } => self.add_fip(&bridge, &fip, &fixed, mac.as_deref(), mode.as_deref()),
+            Command::DelFip { bridge, fip } => self.del_fip(&bridge, &fip),
+            Command::DumpFips { bridge } => self.dump_fips(&bridge),
             Command::Trace { bridge, packet } => {
                 // The ports that forward now are where flood/all would send the packet.
                 let (br, ports) = {
@@ -334,12 +411,20 @@ impl Switch {
             };
         };
         let ports = st.ports.remove(name);
+        let fips = st.fips.remove(name);
         if let Err(e) = self.persist(&st, None) {
             st.bridges.insert(name.to_string(), removed);
             if let Some(p) = ports {
                 st.ports.insert(name.to_string(), p);
             }
+            if let Some(f) = fips {
+                st.fips.insert(name.to_string(), f);
+            }
             return Err(e);
+        }
+        // Its floating IPs go with it: their claims are released.
+        for fip in fips.into_iter().flat_map(|m| m.into_keys()) {
+            self.ownership.store.release(fip);
         }
         if let Some(dp) = &st.datapath {
             // Removes the bridge's ports from the workers too.

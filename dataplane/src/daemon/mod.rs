@@ -10,6 +10,7 @@
 pub mod bridge;
 mod conntrack;
 pub mod db;
+pub mod fip;
 pub mod handlers;
 pub mod ownership;
 pub mod ports;
@@ -17,4 +18,5 @@ pub mod server;
 pub mod trace;
 
 pub use bridge::Bridge;
+pub use fip::Ownership;
 pub use handlers::Switch;

@@ -1114,3 +1114,85 @@ mod tunnel {
         assert_eq!(fdb.iter().find(|e| e.mac == B).map(|e| e.remote), Some(0));
     }
 }
+
+/// Floating IPs through the real flow cache: two ICMP errors of one megaflow quoting different
+/// packets are each handled on their own quote (the second one is a cache hit), and a FIP
+/// table change is seen by the very next packet.
+#[test]
+fn fip_icmp_errors_share_a_megaflow_but_not_the_quote_decision() {
+    use crate::execute::testutil::icmp;
+    use crate::xlate::{FipEntry, FipStats, FipTable};
+    let (fip, fixed, router) = ([192, 168, 111, 223], [88, 88, 88, 4], [192, 168, 111, 1]);
+    let table = |entries: Vec<FipEntry>| Arc::new(FipTable::new(entries).unwrap());
+    let entry = FipEntry {
+        fip: fip.into(),
+        fixed: fixed.into(),
+        mac: None,
+        owned: true,
+        claim: "standalone".into(),
+        stats: Arc::new(FipStats::default()),
+    };
+    let rig = Rig::new(1, 2, 300, &[spec(&[], vec![Action::FipDnat, out(2)])]);
+    let publish = |t: Arc<FipTable>| {
+        let mut e = rig.pipe.load_full().edit();
+        e.set_fips(t);
+        rig.pipe.store(Arc::new(e.finish()));
+    };
+    publish(table(vec![entry.clone()]));
+    let err = |quoted_src: [u8; 4]| {
+        let quoted = ipv4(
+            quoted_src,
+            [10, 99, 0, 2],
+            17,
+            1,
+            &udp(33434, 33435, b"probe"),
+        );
+        eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4(router, fip, 1, 64, &icmp(11, 0, &quoted)),
+        )
+    };
+    let quoted_src =
+        |f: &[u8]| -> [u8; 4] { f[14 + 20 + 8 + 12..14 + 20 + 8 + 16].try_into().unwrap() };
+    let outer_dst = |f: &[u8]| -> [u8; 4] { f[14 + 16..14 + 20].try_into().unwrap() };
+    let hits = || {
+        rig.dp
+            .worker_stats(false)
+            .iter()
+            .map(|s| s.cache_hits)
+            .sum::<u64>()
+    };
+
+    rig.send(1, &err(fip));
+    let got = rig.peer(2).take();
+    assert_eq!((outer_dst(&got[0]), quoted_src(&got[0])), (fixed, fixed));
+    let h = hits();
+    rig.send(1, &err([192, 168, 111, 50]));
+    let got = rig.peer(2).take();
+    assert_eq!(hits(), h + 1, "same megaflow: a cache hit");
+    assert_eq!(
+        (outer_dst(&got[0]), quoted_src(&got[0])),
+        (fixed, [192, 168, 111, 50]),
+        "the other quote is left alone"
+    );
+    for f in &got {
+        crate::execute::testutil::verify_checksums(f).unwrap();
+    }
+    assert_eq!(
+        entry
+            .stats
+            .dnat
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+
+    // The FIP removed: the next packet is not translated (the cached decision is gone).
+    publish(table(Vec::new()));
+    rig.send(1, &err(fip));
+    let got = rig.peer(2).take();
+    assert_eq!((outer_dst(&got[0]), quoted_src(&got[0])), (fip, fip));
+}

@@ -23,6 +23,9 @@
 //! addresses move 4 bytes forward instead of the whole frame moving back.
 
 mod buf;
+mod fip;
+#[cfg(test)]
+mod fip_tests;
 #[cfg(test)]
 mod tests;
 #[doc(hidden)]
@@ -393,6 +396,11 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
                 fix(d, l4 + 2, |s| update128(s, old, u128::from_be_bytes(t)))?;
             }
             DpAction::SetNd { sll, tll } => set_nd_opts(buf.data_mut(), &h, sll, tll)?,
+            DpAction::FipIcmpQuoted {
+                quoted_dst,
+                from,
+                to,
+            } => fip::icmp_quoted(buf.data_mut(), &h, quoted_dst, from, to)?,
         }
     }
     Ok(())

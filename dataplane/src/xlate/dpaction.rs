@@ -200,6 +200,20 @@ pub enum DpAction {
         /// `hash`.
         hash: bool,
     },
+    /// The quoted-header half of `fip_dnat`/`fip_snat` on an ICMP error: if the frame is an
+    /// ICMPv4 error whose quoted IPv4 header has `from` as its source (`quoted_dst == false`,
+    /// `fip_dnat`) or destination (`quoted_dst == true`, `fip_snat`), rewrite it to `to`,
+    /// patching the quoted IPv4 header checksum, the quoted TCP/UDP checksum when it is quoted,
+    /// and the ICMP checksum incrementally. Decided on each packet (the quote is not in the
+    /// flow key); any other frame is left as it is.
+    FipIcmpQuoted {
+        /// Rewrite the quoted destination (else the quoted source).
+        quoted_dst: bool,
+        /// The address expected there.
+        from: u32,
+        /// Its replacement.
+        to: u32,
+    },
     /// One end of the address range of the preceding [`DpAction::CtNat`].
     CtNatAddr {
         /// The last address (else the first).
@@ -364,6 +378,17 @@ impl fmt::Display for DpAction {
             DpAction::CtNatAddr { max, addr } => {
                 write!(f, "nat_addr_{}({addr})", if max { "max" } else { "min" })
             }
+            DpAction::FipIcmpQuoted {
+                quoted_dst,
+                from,
+                to,
+            } => write!(
+                f,
+                "fip_icmp_quoted({}={}->{})",
+                if quoted_dst { "dst" } else { "src" },
+                ip4(from),
+                ip4(to)
+            ),
             DpAction::CtSetLabel { high, value, mask } => write!(
                 f,
                 "ct_label_{}({value:#x}/{mask:#x})",

@@ -69,6 +69,12 @@
 //! reserved ports. `normal` emits [`DpAction::Normal`], a placeholder the L2 learning switch
 //! resolves; its inputs (in_port, MACs, VLAN) are already in the megaflow mask.
 //!
+//! # Floating IPs
+//!
+//! `fip_dnat`, `fip_snat` and `fip_arp` consult the bridge's FIP table, which is part of the
+//! pipeline version (see [`fip`]): stateless address rewrites through the key like `set_field`,
+//! plus a per-packet [`DpAction::FipIcmpQuoted`] for the header quoted in ICMP errors.
+//!
 //! # Tracing
 //!
 //! [`xlate`] and [`xlate_trace`] are the same code instantiated with a `const TRACE: bool`;
@@ -79,11 +85,13 @@
 
 mod commit;
 pub mod dpaction;
+pub mod fip;
 #[cfg(test)]
 mod tests;
 pub mod trace;
 
 pub use dpaction::{ControllerReason, DpAction, DpActions, Mac};
+pub use fip::{FipEntry, FipStats, FipTable};
 pub use trace::{FieldChange, Trace, TraceEvent, TraceRule};
 
 use crate::flowtable::{Pipeline, RuleStats};
@@ -597,6 +605,9 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             }
             Action::Ct(ct) => self.ct(ct, depth),
             Action::Group(_) => self.fail(DropReason::Unsupported, depth),
+            Action::FipDnat => self.fip_translate(false, depth),
+            Action::FipSnat => self.fip_translate(true, depth),
+            Action::FipArp => self.fip_arp(depth),
             // Handled by the caller.
             Action::GotoTable(_) | Action::Drop | Action::Resubmit { .. } => {}
         }

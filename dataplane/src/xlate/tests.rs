@@ -764,6 +764,9 @@ mod prop {
             (proptest::option::of(0u32..6), proptest::option::of(0u8..6))
                 .prop_map(|(port, table)| Action::Resubmit { port, table }),
             Just(Action::Group(1)),
+            Just(Action::FipDnat),
+            Just(Action::FipSnat),
+            Just(Action::FipArp),
         ]
     }
 
@@ -794,7 +797,21 @@ mod prop {
             sport in any::<u16>(),
             tci in any::<u16>(),
         ) {
-            let p = pipeline(&rules);
+            // With a FIP for the key's destination whose fixed IP is its source, so the fip_*
+            // actions translate (and their mask bits are checked below too).
+            let mut e = pipeline(&rules).edit();
+            e.set_fips(std::sync::Arc::new(
+                crate::xlate::FipTable::new(vec![crate::xlate::FipEntry {
+                    fip: [10, 0, 0, 2].into(),
+                    fixed: [10, 0, 0, 1].into(),
+                    mac: Some([2, 0, 0, 0, 0, 9]),
+                    owned: true,
+                    claim: "standalone".into(),
+                    stats: Default::default(),
+                }])
+                .unwrap(),
+            ));
+            let p = e.finish();
             let mut k = tcp_key(in_port, 0x0a000001, 0x0a000002, sport, 80);
             k.set(Field::IpTtl, ttl.into());
             k.set(Field::VlanTci, tci.into());
