@@ -5,6 +5,7 @@
 
 use super::bridge::Bridge;
 use super::db::{self, DbError};
+use super::ownership::{check::fip_check, ClaimStore, Standalone};
 use super::ports::PortEntry;
 use super::trace::trace_packet;
 use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
@@ -37,6 +38,8 @@ pub struct Switch {
     db: Option<PathBuf>,
     /// Datapath settings, for `show`.
     dp_config: DatapathConfig,
+    /// Where FIP ownership is claimed (`Standalone` without `--etcd`).
+    claims: Arc<dyn ClaimStore>,
 }
 
 /// Everything the control plane changes, under one lock (control commands are rare; packet
@@ -76,8 +79,18 @@ pub enum RestoreError {
 type Outcome = Result<Reply, ErrorReply>;
 
 impl Switch {
-    /// Start the datapath and restore the configuration from `db` (when given and present).
+    /// Start the datapath and restore the configuration from `db` (when given and present),
+    /// standalone (no FIP ownership store).
     pub fn start(db: Option<&Path>, dp_config: DatapathConfig) -> Result<Switch, RestoreError> {
+        Self::start_with_store(db, dp_config, Arc::new(Standalone::default()))
+    }
+
+    /// [`Switch::start`] with FIP ownership claimed through `claims`.
+    pub fn start_with_store(
+        db: Option<&Path>,
+        dp_config: DatapathConfig,
+        claims: Arc<dyn ClaimStore>,
+    ) -> Result<Switch, RestoreError> {
         let switch = Switch {
             state: Mutex::new(State {
                 bridges: BTreeMap::new(),
@@ -87,6 +100,7 @@ impl Switch {
             }),
             db: db.map(Path::to_path_buf),
             dp_config,
+            claims,
         };
         let Some(db) = db else {
             tracing::info!("running without a configuration database");
@@ -227,6 +241,11 @@ impl Switch {
         })
     }
 
+    /// The FIP ownership store.
+    pub fn claim_store(&self) -> &Arc<dyn ClaimStore> {
+        &self.claims
+    }
+
     /// The bridge called `name`.
     pub fn bridge(&self, name: &str) -> Option<Arc<Bridge>> {
         self.lock().bridges.get(name).cloned()
@@ -277,6 +296,7 @@ impl Switch {
             Command::FlushConntrack { zone } => self.flush_conntrack(zone),
             Command::ConntrackStats => self.conntrack_stats(),
             Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
+            Command::FipCheck => Ok(Reply::FipCheck(fip_check(&*self.claims))),
             Command::Trace { bridge, packet } => {
                 // The ports that forward now are where flood/all would send the packet.
                 let (br, ports) = {
@@ -367,6 +387,7 @@ impl Switch {
                     info
                 })
                 .collect(),
+            fip_store: Some(self.claims.describe()),
         }
     }
 
