@@ -4,6 +4,7 @@
 //! it by PID when dropped (also when the test panics), so tests never touch a system daemon and
 //! never leave one behind. [`swctl`] runs the CLI against it and returns what a user would see.
 
+pub mod etcd;
 pub mod lab;
 
 use std::path::{Path, PathBuf};

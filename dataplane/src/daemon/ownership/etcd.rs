@@ -30,7 +30,7 @@
 //!
 //! # Polling rather than watching
 //!
-//! Every TTL/2 (and at once after any `claim`/`release`) the store reads the whole prefix with
+//! Every TTL/2, at most 5 s (and at once after any `claim`/`release`), the store reads the whole prefix with
 //! one range request, retries refused or vanished claims, re-publishes a missing mapping, and
 //! refreshes what `records` returns. A watch over the gateway is a long-lived chunked stream
 //! that would need its own connection handling; polling one range of a few keys per FIP every
@@ -398,6 +398,12 @@ impl View {
     }
 }
 
+/// How often the prefix is read: TTL/2, at most 5 s (a FIP handed over by a clean shutdown is
+/// noticed within that, whatever the TTL).
+fn poll_period(ttl: Duration) -> Duration {
+    (ttl / 2).min(Duration::from_secs(5))
+}
+
 /// The retry period after a failure.
 fn retry_period(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(2))
@@ -464,7 +470,7 @@ impl Worker {
             reconcile = true;
         }
         if reconcile {
-            self.next_poll = Instant::now() + self.ttl() / 2;
+            self.next_poll = Instant::now() + poll_period(self.ttl());
             if let Err(e) = self.reconcile() {
                 self.failed(&e);
                 self.next_poll = Instant::now() + retry_period(self.ttl());
