@@ -13,6 +13,12 @@
 //! the daemon when a status changes, so the datapath's ownership (ARP answers) follows it.
 //! Without a store configured the node runs [`Standalone`]: every claim is granted locally and
 //! `show` says so.
+//!
+//! * [`etcd::EtcdStore`] (`vswitchd --etcd URL`): claims as leased etcd keys, over etcd's JSON
+//!   gateway with the small blocking [`client`]; its module docs give the keys, the lease and
+//!   failure rules, and what a restart with the same node id does.
+//! * [`check`]: `swctl fip-check`, built only from the trait (`local_records`, `status`,
+//!   `holder`, `records`, `health`), so it needs nothing from the FIP table.
 
 pub mod check;
 pub mod client;
