@@ -37,6 +37,11 @@
 //! few seconds costs etcd nothing at this scale and bounds take-over at about TTL + TTL/2
 //! after the holder died.
 //!
+//! Scale: each poll reads every node's keys for every FIP (about 200 bytes per key, two or
+//! three keys per FIP), which is what lets `fip-check` show every mapping. That is nothing for
+//! hundreds of FIPs; for tens of thousands, one range per FIP configured here or a watch on
+//! the prefix would be the next step (and the client caps an answer at 16 MiB).
+//!
 //! # Restart with the same node id
 //!
 //! A daemon restarted with the same `--node-id` while its previous lease is still alive finds
