@@ -182,6 +182,9 @@ pub enum Command {
         /// `timeout.NAME=SECONDS` (parsed by the daemon so errors come from one place).
         settings: Vec<String>,
     },
+    /// Check the floating IPs configured on this node against the ownership store: claim
+    /// status, holder, every node's mapping, and problems.
+    FipCheck,
 }
 
 /// Port implementation asked for by `add-port --type`.
@@ -332,6 +335,8 @@ pub enum Reply {
         /// By address.
         fips: Vec<FipDump>,
     },
+    /// FIP ownership check.
+    FipCheck(FipCheckReport),
 }
 
 /// One floating IP in `dump-fips`.
@@ -360,6 +365,60 @@ pub struct FipDump {
     pub snat_bytes: u64,
     /// ARP requests answered by `fip_arp`.
     pub arp_replies: u64,
+}
+
+/// `fip-check`: this node's floating IPs as the ownership store sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipCheckReport {
+    /// The store's description (`standalone …` or `etcd URL as NODE …`).
+    pub store: String,
+    /// Whether ownership is checked across nodes (false: standalone).
+    pub distributed: bool,
+    /// Claims of this node another node's claim refused.
+    pub claims_refused: u64,
+    /// Leases this node lost (expired, or not refreshed for a whole TTL).
+    pub leases_lost: u64,
+    /// One entry per FIP configured on this node, by address.
+    pub fips: Vec<FipCheckEntry>,
+    /// Every problem found, one line each (the store's first); empty when all is well.
+    pub problems: Vec<String>,
+    /// The report as `swctl fip-check` prints it (made by the daemon, as `trace`'s text is).
+    pub text: String,
+}
+
+/// One FIP in `fip-check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipCheckEntry {
+    /// The floating IP.
+    pub fip: String,
+    /// This node's mapping.
+    pub mapping: FipMapping,
+    /// This node's claim status: `owned`, `refused`, `pending`, `lost`, `standalone`,
+    /// `not-claimed`.
+    pub status: String,
+    /// The holder (refused) or the reason (lost).
+    pub detail: Option<String>,
+    /// Whether this node acts as the FIP's owner.
+    pub owns: bool,
+    /// The node holding the claim, as the store knows it.
+    pub holder: Option<String>,
+    /// Every node's published mapping, this node's included.
+    pub mappings: Vec<FipMapping>,
+    /// This FIP's problems.
+    pub problems: Vec<String>,
+}
+
+/// One node's mapping of a FIP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipMapping {
+    /// Node id.
+    pub node: String,
+    /// Bridge carrying it there.
+    pub bridge: String,
+    /// Fixed IP it maps to.
+    pub fixed: String,
+    /// `centralized` or `distributed`.
+    pub mode: String,
 }
 
 /// One direction of a connection.
@@ -544,6 +603,9 @@ pub struct ShowInfo {
     /// Conntrack zones configured with `set-ct-zone`: profile, invalid action, limit.
     #[serde(default)]
     pub ct_zones: Vec<CtZoneDump>,
+    /// Where FIP ownership is decided (the claim store's description).
+    #[serde(default)]
+    pub fip_store: Option<String>,
 }
 
 /// One bridge in `show`.

@@ -7,6 +7,7 @@
 //! which execs, so the PID is still the daemon's own); its socket is a path in the shared
 //! filesystem, so `swctl` reaches it from anywhere.
 
+pub mod etcd;
 pub mod lab;
 
 use std::path::{Path, PathBuf};

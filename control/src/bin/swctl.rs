@@ -257,6 +257,13 @@ enum Cmd {
         /// udp_replied, icmp, ...).
         settings: Vec<String>,
     },
+    /// Check this node's floating IPs against the ownership store: claim status, holder,
+    /// every node's mapping. Exits 2 when a problem is found (for monitoring).
+    FipCheck {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -538,6 +545,19 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::FipCheck { json } => {
+            if let Reply::FipCheck(report) = call(Command::FipCheck)? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.text);
+                }
+                if !report.problems.is_empty() {
+                    // 1 is "the command failed"; 2 is "it worked and found problems".
+                    std::process::exit(2);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -565,6 +585,9 @@ fn render_show(info: &ShowInfo) -> String {
         info.idle,
         info.db.as_deref().unwrap_or("none")
     );
+    if let Some(store) = &info.fip_store {
+        let _ = writeln!(s, "  FIP ownership: {store}");
+    }
     for b in &info.bridges {
         let _ = writeln!(
             s,

@@ -6,6 +6,7 @@
 use super::bridge::Bridge;
 use super::db::{self, DbError};
 use super::fip::{self, FipConfigs, Ownership};
+use super::ownership::check::fip_check;
 use super::ports::PortEntry;
 use super::trace::trace_packet;
 use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
@@ -362,6 +363,7 @@ impl Switch {
             } => self.add_fip(&bridge, &fip, &fixed, mac.as_deref(), mode.as_deref()),
             Command::DelFip { bridge, fip } => self.del_fip(&bridge, &fip),
             Command::DumpFips { bridge } => self.dump_fips(&bridge),
+            Command::FipCheck => Ok(Reply::FipCheck(fip_check(&*self.ownership.store))),
             Command::Trace { bridge, packet } => {
                 // The ports that forward now are where flood/all would send the packet.
                 let (br, ports) = {
@@ -461,6 +463,7 @@ impl Switch {
                 })
                 .collect(),
             ct_zones: st.ct_zone_show(),
+            fip_store: Some(self.ownership.store.describe()),
         }
     }
 
