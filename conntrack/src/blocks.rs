@@ -235,7 +235,10 @@ mod tests {
         // 64512 / 256 = 252 ports each, nothing left over.
         assert_eq!(b.size(), 252);
         assert_eq!(b.block(0), Some((1024, 1275)));
-        assert_eq!(b.block_of(ip("88.88.88.4")), Some((1024 + 4 * 252, 1024 + 5 * 252 - 1)));
+        assert_eq!(
+            b.block_of(ip("88.88.88.4")),
+            Some((1024 + 4 * 252, 1024 + 5 * 252 - 1))
+        );
         // The last block ends exactly at the end of the range.
         assert_eq!(b.block(255), Some((65535 - 251, 65535)));
         assert_eq!(b.block(256), None);

@@ -656,7 +656,10 @@ fn port_blocks_restrict_allocation_and_exhaust_per_host() {
             let p = p.unwrap();
             assert_eq!(a, public);
             assert!((first..=last).contains(&p), "{p} outside {first}-{last}");
-            assert_eq!(blocks.owner(p), Some(std::net::Ipv4Addr::from([10, 0, 0, host])));
+            assert_eq!(
+                blocks.owner(p),
+                Some(std::net::Ipv4Addr::from([10, 0, 0, host]))
+            );
             assert!(ports.insert(p), "port {p} given twice");
         }
         // The 65th has no free port left in its block: refused and counted, even though
@@ -673,10 +676,21 @@ fn port_blocks_restrict_allocation_and_exhaust_per_host() {
     assert_eq!(ct.invalid_count(InvalidReason::NatExhausted), 5);
     // A reply to a translated port finds its connection (an ordinary NAT binding).
     let e = ct.entries(None, 0).into_iter().next().unwrap();
-    let back = tcp(e.reply.src, e.reply.sport, e.reply.dst, e.reply.dport, SYN | ACK, 7, 1001);
+    let back = tcp(
+        e.reply.src,
+        e.reply.sport,
+        e.reply.dst,
+        e.reply.dport,
+        SYN | ACK,
+        7,
+        1001,
+    );
     let v = ct.process_nat(&back, 0, true, Some(&NatRequest::bare()));
     assert_eq!(v.verdict.state & (EST | RPL), EST | RPL);
-    assert_eq!(v.rewrite.unwrap().dst, Some((e.original.src, Some(e.original.sport))));
+    assert_eq!(
+        v.rewrite.unwrap().dst,
+        Some((e.original.src, Some(e.original.sport)))
+    );
     keys_unique(&ct);
     // ICMP echo ids are drawn from the block too; IPv6 packets cannot use an IPv4 layout.
     let echo = PacketInfo::icmp(0, ip("10.0.0.2"), server, 8, 0, 77, None);

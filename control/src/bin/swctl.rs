@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, CtStatsDump, FdbDump, FipDump, PortDump, SnatPoolDump, PortType, Reply, ShowInfo, TracePacket,
-    TunnelOptions, WorkerDump, DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, FipDump, PortDump, PortType, Reply, ShowInfo, SnatPoolDump,
+    TracePacket, TunnelOptions, WorkerDump, DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;

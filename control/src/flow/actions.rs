@@ -100,7 +100,8 @@ impl Ctx<'_> {
         let (name, dst) = rest
             .split_once(")->")
             .ok_or_else(|| err(raw, "snat_pool_owner: expected snat_pool_owner(NAME)->DST"))?;
-        super::nat::validate_pool_name(name).map_err(|e| err(raw, format!("snat_pool_owner: {e}")))?;
+        super::nat::validate_pool_name(name)
+            .map_err(|e| err(raw, format!("snat_pool_owner: {e}")))?;
         let dst = parse_subfield(dst).map_err(|e| err(raw, e))?;
         if dst.n_bits != 32 {
             return Err(err(

@@ -70,7 +70,10 @@ pub fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError
             ));
         }
         if m.exact(Field::EthType) != Some(ETH_IP) {
-            return Err(err(raw, "nat(src=pool:NAME) needs ip in the match (IPv4 only)"));
+            return Err(err(
+                raw,
+                "nat(src=pool:NAME) needs ip in the match (IPv4 only)",
+            ));
         }
     }
     if let Some((a, _)) = n.addrs {

@@ -53,7 +53,8 @@ pub struct BridgeConfig {
     pub flows: Vec<String>,
     /// Floating IPs (`add-fip`), by address; absent in older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fips: Vec<FipConfig>,    /// Shared-address SNAT pools (`add-snat-pool`), by name; absent in older files.
+    pub fips: Vec<FipConfig>,
+    /// Shared-address SNAT pools (`add-snat-pool`), by name; absent in older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snat_pools: Vec<SnatPoolConfig>,
 }

@@ -198,7 +198,8 @@ impl Switch {
                         .insert(conf.name.clone(), conf);
                 }
                 if let Some(confs) = st.snat_pools.get(&bc.name) {
-                    let table = snat_pool::build_table(confs.values(), edit.pipeline().snat_pools());
+                    let table =
+                        snat_pool::build_table(confs.values(), edit.pipeline().snat_pools());
                     edit.set_snat_pools(Arc::new(table));
                 }
                 br.publish(edit.finish());

@@ -117,20 +117,24 @@ fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), ErrorReply> {
         ));
     };
     let addr = parse_ipv4("inside prefix", a).map_err(|e| bad(text, e.message))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| bad(text, format!("inside prefix {text}: length {len:?} is not 0-32")))?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| {
+        bad(
+            text,
+            format!("inside prefix {text}: length {len:?} is not 0-32"),
+        )
+    })?;
     Ok((addr, len))
 }
 
 /// `LO-HI` (or a single port).
 fn parse_ports(text: &str) -> Result<(u16, u16), ErrorReply> {
     let num = |s: &str| -> Result<u16, ErrorReply> {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|_| bad(text, format!("port range {text:?}: {s:?} is not a port (1-65535)")))
+        s.trim().parse::<u16>().map_err(|_| {
+            bad(
+                text,
+                format!("port range {text:?}: {s:?} is not a port (1-65535)"),
+            )
+        })
     };
     let (lo, hi) = match text.split_once('-') {
         Some((a, b)) => (num(a)?, num(b)?),
@@ -176,10 +180,9 @@ pub(super) fn validate(
             inside,
             format!("SNAT pool {name}: {inside} over ports {lo}-{hi}: {e}"),
         ),
-        conntrack::BlockError::Range { .. } => bad(
-            ports.unwrap_or(inside),
-            format!("SNAT pool {name}: {e}"),
-        ),
+        conntrack::BlockError::Range { .. } => {
+            bad(ports.unwrap_or(inside), format!("SNAT pool {name}: {e}"))
+        }
         _ => bad(inside, format!("inside prefix {inside}: {e}")),
     })?;
     if blocks.index_of(public_ip).is_some() {
@@ -274,7 +277,10 @@ impl State {
             .ok_or_else(|| no_such_bridge(bridge))?;
         let current = br.pipeline();
         let table = build_table(
-            self.snat_pools.get(bridge).into_iter().flat_map(|m| m.values()),
+            self.snat_pools
+                .get(bridge)
+                .into_iter()
+                .flat_map(|m| m.values()),
             current.snat_pools(),
         );
         let mut edit = current.edit();
@@ -355,9 +361,7 @@ impl Switch {
         if !st.bridges.contains_key(bridge) {
             return Err(no_such_bridge(bridge));
         }
-        let addr = for_addr
-            .map(|a| parse_ipv4("address", a))
-            .transpose()?;
+        let addr = for_addr.map(|a| parse_ipv4("address", a)).transpose()?;
         let pools = st
             .snat_pools
             .get(bridge)
@@ -419,7 +423,13 @@ fn dump(
 mod tests {
     use super::*;
 
-    fn refused(all: &SnatPoolConfigs, args: [&str; 4], ports: Option<&str>, token: &str, text: &str) {
+    fn refused(
+        all: &SnatPoolConfigs,
+        args: [&str; 4],
+        ports: Option<&str>,
+        token: &str,
+        text: &str,
+    ) {
         let e = validate(all, "br0", args[0], args[1], args[2], ports)
             .expect_err(&format!("{args:?} {ports:?}"));
         assert_eq!(e.token.as_deref(), Some(token), "{}", e.message);
@@ -436,31 +446,140 @@ mod tests {
             .or_default()
             .insert("gw".into(), ok.clone());
         let a = |n, p, i| [n, p, i, ""];
-        refused(&all, a("gw", "203.0.113.8", "10.2.0.0/24"), None, "gw", "already exists");
-        refused(&all, a("g/w", "203.0.113.8", "10.2.0.0/24"), None, "g/w", "not allowed");
-        refused(&all, a("x", "2001:db8::1", "10.2.0.0/24"), None, "2001:db8::1", "IPv4 only");
-        refused(&all, a("x", "1.2.3", "10.2.0.0/24"), None, "1.2.3", "not an IPv4");
-        refused(&all, a("x", "224.0.0.1", "10.2.0.0/24"), None, "224.0.0.1", "unicast");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0"), None, "10.2.0.0", "A.B.C.D/LEN");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/33"), None, "10.2.0.0/33", "0-32");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.1/24"), None, "10.2.0.1/24", "host bits");
-        refused(&all, a("x", "10.2.0.5", "10.2.0.0/24"), None, "10.2.0.5", "inside the pool");
+        refused(
+            &all,
+            a("gw", "203.0.113.8", "10.2.0.0/24"),
+            None,
+            "gw",
+            "already exists",
+        );
+        refused(
+            &all,
+            a("g/w", "203.0.113.8", "10.2.0.0/24"),
+            None,
+            "g/w",
+            "not allowed",
+        );
+        refused(
+            &all,
+            a("x", "2001:db8::1", "10.2.0.0/24"),
+            None,
+            "2001:db8::1",
+            "IPv4 only",
+        );
+        refused(
+            &all,
+            a("x", "1.2.3", "10.2.0.0/24"),
+            None,
+            "1.2.3",
+            "not an IPv4",
+        );
+        refused(
+            &all,
+            a("x", "224.0.0.1", "10.2.0.0/24"),
+            None,
+            "224.0.0.1",
+            "unicast",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0"),
+            None,
+            "10.2.0.0",
+            "A.B.C.D/LEN",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/33"),
+            None,
+            "10.2.0.0/33",
+            "0-32",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.1/24"),
+            None,
+            "10.2.0.1/24",
+            "host bits",
+        );
+        refused(
+            &all,
+            a("x", "10.2.0.5", "10.2.0.0/24"),
+            None,
+            "10.2.0.5",
+            "inside the pool",
+        );
         // A /16 over the default range: blocks far below 64 ports.
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/16"), None, "10.2.0.0/16", "minimum of 64");
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/16"),
+            None,
+            "10.2.0.0/16",
+            "minimum of 64",
+        );
         // A /24 over a small range too.
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/24"), Some("2000-3000"), "10.2.0.0/24", "4 ports each");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/24"), Some("9-2"), "9-2", "LO-HI");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/24"), Some("0-99999"), "0-99999", "not a port");
-        refused(&all, a("x", "203.0.113.9", "10.2.0.0/24"), Some("a-b"), "a-b", "not a port");
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/24"),
+            Some("2000-3000"),
+            "10.2.0.0/24",
+            "3 ports each",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/24"),
+            Some("9-2"),
+            "9-2",
+            "LO-HI",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/24"),
+            Some("0-99999"),
+            "0-99999",
+            "not a port",
+        );
+        refused(
+            &all,
+            a("x", "203.0.113.9", "10.2.0.0/24"),
+            Some("a-b"),
+            "a-b",
+            "not a port",
+        );
         // The same public address: port ranges must not overlap.
-        refused(&all, a("x", "203.0.113.7", "10.2.0.0/26"), Some("60000-65535"), "203.0.113.7", "must not overlap");
-        let lower = validate(&all, "br0", "x", "203.0.113.7", "10.2.0.0/26", Some("1-1023")).unwrap();
+        refused(
+            &all,
+            a("x", "203.0.113.7", "10.2.0.0/26"),
+            Some("60000-65535"),
+            "203.0.113.7",
+            "must not overlap",
+        );
+        let lower = validate(
+            &all,
+            "br0",
+            "x",
+            "203.0.113.7",
+            "10.2.0.0/26",
+            Some("1-1023"),
+        )
+        .unwrap();
         assert_eq!(lower.blocks.size(), 15);
         // Another bridge is another namespace of names.
         assert!(validate(&all, "br1", "gw", "203.0.113.7", "10.1.0.0/24", None).is_ok());
         // /32 and the database form round trip.
-        let one = validate(&all, "br0", "one", "198.51.100.1", "10.9.9.9/32", Some("5000-5063")).unwrap();
-        assert_eq!(one.blocks.block_of("10.9.9.9".parse().unwrap()), Some((5000, 5063)));
+        let one = validate(
+            &all,
+            "br0",
+            "one",
+            "198.51.100.1",
+            "10.9.9.9/32",
+            Some("5000-5063"),
+        )
+        .unwrap();
+        assert_eq!(
+            one.blocks.block_of("10.9.9.9".parse().unwrap()),
+            Some((5000, 5063))
+        );
         let back = from_db(&SnatPoolConfigs::new(), "br0", &one.to_db()).unwrap();
         assert_eq!(back, one);
     }
@@ -474,8 +593,14 @@ mod tests {
         t1.get("a").unwrap().stats.nat.hit(100, 1);
         let b2 = validate(&all, "br0", "b", "203.0.113.8", "10.2.0.0/25", None).unwrap();
         let t2 = build_table([&a, &b2], &t1);
-        assert!(Arc::ptr_eq(&t1.get("a").unwrap().stats, &t2.get("a").unwrap().stats));
-        assert!(!Arc::ptr_eq(&t1.get("b").unwrap().stats, &t2.get("b").unwrap().stats));
+        assert!(Arc::ptr_eq(
+            &t1.get("a").unwrap().stats,
+            &t2.get("a").unwrap().stats
+        ));
+        assert!(!Arc::ptr_eq(
+            &t1.get("b").unwrap().stats,
+            &t2.get("b").unwrap().stats
+        ));
         assert_eq!(t2.get("b").unwrap().blocks.size(), 504);
     }
 }

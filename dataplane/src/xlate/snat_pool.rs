@@ -184,7 +184,10 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
     fn pool_owner_of_key(&mut self, name: &str, depth: u32) -> Option<(Ipv4Addr, Arc<RuleStats>)> {
         let what = format!("snat_pool_owner({name})");
         let Some(pool) = self.ctx.pipeline.snat_pools().get(name).cloned() else {
-            self.note(depth, &format!("{what}: no SNAT pool {name} on this bridge: 0"));
+            self.note(
+                depth,
+                &format!("{what}: no SNAT pool {name} on this bridge: 0"),
+            );
             return None;
         };
         mark_field(&mut self.out.wc, Field::EthType);
@@ -206,7 +209,10 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
         if dst != pool.public {
             self.note(
                 depth,
-                &format!("{what}: destination {dst} is not the pool's {}: 0", pool.public),
+                &format!(
+                    "{what}: destination {dst} is not the pool's {}: 0",
+                    pool.public
+                ),
             );
             return None;
         }
