@@ -559,11 +559,11 @@ mod tests {
             "br0",
             "x",
             "203.0.113.7",
-            "10.2.0.0/26",
+            "10.2.0.0/30",
             Some("1-1023"),
         )
         .unwrap();
-        assert_eq!(lower.blocks.size(), 15);
+        assert_eq!(lower.blocks.size(), 255);
         // Another bridge is another namespace of names.
         assert!(validate(&all, "br1", "gw", "203.0.113.7", "10.1.0.0/24", None).is_ok());
         // /32 and the database form round trip.
