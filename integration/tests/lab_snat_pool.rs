@@ -319,7 +319,7 @@ fn snat_pool_blocks_and_wrong_node_replies_forwarded_to_the_owner() {
         return;
     }
     let lab = Lab::new();
-    let t = Lab2::new(&lab, "snatpool");
+    let mut t = Lab2::new(&lab, "snatpool");
     // The same pool on both nodes; bad pools are refused naming the token, nothing added.
     for d in [&t.da, &t.db] {
         let bad = d.swctl(&["add-snat-pool", "br0", "big", PUBLIC, "10.2.0.0/16"]);
@@ -488,4 +488,15 @@ fn snat_pool_blocks_and_wrong_node_replies_forwarded_to_the_owner() {
         "A received {from_tunnel} from the tunnel"
     );
     drop(srv);
+    // The pool is in the database: a restarted node computes the same blocks.
+    t.da.restart();
+    let p = pool(&t.da, &["--for", VM2_IP]);
+    assert_eq!(
+        p["block"],
+        serde_json::json!([VM2_IP, VM2_BLOCK.0, VM2_BLOCK.1])
+    );
+    t.da.swctl(&["del-snat-pool", "br0", "gw"])
+        .expect_ok("del-snat-pool");
+    let gone = t.da.swctl(&["del-snat-pool", "br0", "gw"]);
+    assert!(!gone.ok && gone.stderr.contains("gw"), "{}", gone.stderr);
 }

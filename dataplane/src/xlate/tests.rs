@@ -1098,7 +1098,7 @@ fn ct_nat_pool_hands_the_block_layout_to_conntrack() {
         control::flow::ParseMode::Add,
     )
     .unwrap();
-    let p = pipeline(&[parsed.clone()]);
+    let p = pipeline(std::slice::from_ref(&parsed));
     // No such pool (yet): dropped, and the trace says why.
     let o = run(&p, &tcp_key(1, 0x0a01_0004, 2, 3, 4));
     assert_eq!(o.drop_reason, Some(DropReason::InvalidAction));
