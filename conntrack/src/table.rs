@@ -971,7 +971,13 @@ impl Conntrack {
         let token = (counter as u32) | 1; // never 0, so a bug cannot alias gen 0
         let cands = match Candidates::new(&tuple, req, kind, self.seed, nat::mix(counter)) {
             Ok(c) => c,
-            Err(_) => {
+            Err(nat::BadRequest::NoBlock) => {
+                // The pool has no block for this source: exhausted, as a full block is.
+                self.limits.release(pkt.zone);
+                self.stats.event(Event::NatExhausted, 1);
+                return Step::done(self.invalid(pkt.zone, InvalidReason::NatExhausted));
+            }
+            Err(nat::BadRequest::Range) => {
                 self.limits.release(pkt.zone);
                 return Step::done(self.invalid(pkt.zone, InvalidReason::Malformed));
             }

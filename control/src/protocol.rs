@@ -185,6 +185,41 @@ pub enum Command {
     /// Check the floating IPs configured on this node against the ownership store: claim
     /// status, holder, every node's mapping, and problems.
     FipCheck,
+    /// Add a shared-address SNAT pool: `public` shared by the addresses of `inside`, each
+    /// owning a deterministic block of the port range (`nat(src=pool:NAME)`,
+    /// `snat_pool_owner(NAME)->DST`). Text as written, so the daemon's errors name the token.
+    AddSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+        /// The public IPv4 address.
+        public: String,
+        /// The inside prefix, `A.B.C.D/LEN`.
+        inside: String,
+        /// Port range `LO-HI` (default 1024-65535).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ports: Option<String>,
+    },
+    /// Remove an SNAT pool.
+    DelSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+    },
+    /// List a bridge's SNAT pools (block size, unused tail) and, on request, the block of an
+    /// inside address and the owner of a public port.
+    DumpSnatPools {
+        /// Bridge name.
+        bridge: String,
+        /// Show the block of this inside address in each pool that has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_addr: Option<String>,
+        /// Show which inside address owns this public port in each pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_of: Option<u16>,
+    },
 }
 
 /// Port implementation asked for by `add-port --type`.
@@ -337,6 +372,44 @@ pub enum Reply {
     },
     /// FIP ownership check.
     FipCheck(FipCheckReport),
+    /// SNAT pools (`dump-snat-pools`; `add-snat-pool` answers with the one added).
+    SnatPools {
+        /// By name.
+        pools: Vec<SnatPoolDump>,
+    },
+}
+
+/// One SNAT pool in `dump-snat-pools`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnatPoolDump {
+    /// Pool name.
+    pub name: String,
+    /// The public address.
+    pub public: String,
+    /// The inside prefix.
+    pub inside: String,
+    /// First port of the range.
+    pub port_lo: u16,
+    /// Last port of the range.
+    pub port_hi: u16,
+    /// Inside addresses (blocks).
+    pub addresses: u64,
+    /// Ports per inside address.
+    pub block_size: u32,
+    /// Ports at the end of the range no block covers (`LO-HI`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused: Option<String>,
+    /// `--for IP`: that address's block `(first, last)` (absent: not asked, or not inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<(String, u16, u16)>,
+    /// `--owner-of PORT`: the inside address owning that port (absent: not asked, or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(u16, String)>,
+    /// Packets whose `ct(nat(src=pool:NAME))` used this pool (first packets of connections
+    /// and packets of the megaflows that carry them).
+    pub nat_packets: u64,
+    /// Packets `snat_pool_owner(NAME)` found an owner for.
+    pub owner_lookups: u64,
 }
 
 /// One floating IP in `dump-fips`.

@@ -41,7 +41,7 @@
 
 use crate::classifier::{rule_order, Classifier};
 use crate::key::{FlowKey, MaskedKey};
-use crate::xlate::FipTable;
+use crate::xlate::{FipTable, SnatPoolTable};
 use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -368,6 +368,8 @@ pub struct Pipeline {
     version: u64,
     /// The bridge's floating IPs (`fip_*` actions), versioned with the tables.
     fips: Arc<FipTable>,
+    /// The bridge's SNAT pools (`nat(src=pool:..)`, `snat_pool_owner`), versioned likewise.
+    snat_pools: Arc<SnatPoolTable>,
 }
 
 impl Default for Pipeline {
@@ -376,6 +378,7 @@ impl Default for Pipeline {
             tables: (0..N_TABLES).map(|_| Arc::new(Table::default())).collect(),
             version: 0,
             fips: Arc::default(),
+            snat_pools: Arc::default(),
         }
     }
 }
@@ -398,6 +401,12 @@ impl Pipeline {
         &self.fips
     }
 
+    /// The SNAT pools of this version.
+    #[inline]
+    pub fn snat_pools(&self) -> &SnatPoolTable {
+        &self.snat_pools
+    }
+
     /// Version number (increments with every published edit).
     pub fn version(&self) -> u64 {
         self.version
@@ -415,6 +424,7 @@ impl Pipeline {
                 tables: self.tables.clone(),
                 version: self.version + 1,
                 fips: self.fips.clone(),
+                snat_pools: self.snat_pools.clone(),
             },
         }
     }
@@ -465,6 +475,11 @@ impl PipelineEdit {
     /// every cached decision taken under the old table is dropped).
     pub fn set_fips(&mut self, fips: Arc<FipTable>) {
         self.next.fips = fips;
+    }
+
+    /// Replace the SNAT pool table (a pool change publishes a new version, like a FIP change).
+    pub fn set_snat_pools(&mut self, pools: Arc<SnatPoolTable>) {
+        self.next.snat_pools = pools;
     }
 
     fn table_mut(&mut self, id: usize) -> &mut Table {

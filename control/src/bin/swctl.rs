@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, CtStatsDump, FdbDump, FipDump, PortDump, PortType, Reply, ShowInfo, TracePacket,
-    TunnelOptions, WorkerDump, DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, FipDump, PortDump, PortType, Reply, ShowInfo, SnatPoolDump,
+    TracePacket, TunnelOptions, WorkerDump, DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -244,6 +244,43 @@ enum Cmd {
     DumpFips {
         /// Bridge name.
         bridge: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a shared-address SNAT pool: PUBLIC_IP shared by the addresses of INSIDE_CIDR, each
+    /// owning a deterministic block of the port range (RFC 7422), for nat(src=pool:NAME) and
+    /// snat_pool_owner(NAME)->DST.
+    AddSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name (1-32 of A-Z a-z 0-9 _ . -).
+        name: String,
+        /// The public IPv4 address.
+        public_ip: String,
+        /// The inside prefix, A.B.C.D/LEN.
+        inside_cidr: String,
+        /// Public port range LO-HI.
+        #[arg(long, default_value = "1024-65535")]
+        ports: String,
+    },
+    /// Remove an SNAT pool.
+    DelSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+    },
+    /// List SNAT pools: public address, inside prefix, port range, block size.
+    DumpSnatPools {
+        /// Bridge name.
+        bridge: String,
+        /// Also show the block of this inside address.
+        #[arg(long = "for", value_name = "IP")]
+        for_addr: Option<String>,
+        /// Also show which inside address owns this public port.
+        #[arg(long, value_name = "PORT")]
+        owner_of: Option<u16>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -545,6 +582,45 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::AddSnatPool {
+            bridge,
+            name,
+            public_ip,
+            inside_cidr,
+            ports,
+        } => {
+            call(Command::AddSnatPool {
+                bridge,
+                name,
+                public: public_ip,
+                inside: inside_cidr,
+                ports: Some(ports),
+            })?;
+        }
+        Cmd::DelSnatPool { bridge, name } => {
+            call(Command::DelSnatPool { bridge, name })?;
+        }
+        Cmd::DumpSnatPools {
+            bridge,
+            for_addr,
+            owner_of,
+            json,
+        } => {
+            if let Reply::SnatPools { pools } = call(Command::DumpSnatPools {
+                bridge,
+                for_addr: for_addr.clone(),
+                owner_of,
+            })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&pools)?);
+                } else {
+                    print!(
+                        "{}",
+                        render_snat_pools(&pools, for_addr.as_deref(), owner_of)
+                    );
+                }
+            }
+        }
         Cmd::FipCheck { json } => {
             if let Reply::FipCheck(report) = call(Command::FipCheck)? {
                 if json {
@@ -660,6 +736,52 @@ fn render_fips(fips: &[FipDump]) -> String {
             s,
             "    in (dnat) pkts={} bytes={}  out (snat) pkts={} bytes={}  arp replies={}",
             f.dnat_packets, f.dnat_bytes, f.snat_packets, f.snat_bytes, f.arp_replies
+        );
+    }
+    s
+}
+
+fn render_snat_pools(pools: &[SnatPoolDump], for_addr: Option<&str>, port: Option<u16>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for p in pools {
+        let _ = writeln!(
+            s,
+            "{}: {} <- {}  ports {}-{}  {} addresses x {} ports{}",
+            p.name,
+            p.public,
+            p.inside,
+            p.port_lo,
+            p.port_hi,
+            p.addresses,
+            p.block_size,
+            p.unused
+                .as_deref()
+                .map(|u| format!("  (unused {u})"))
+                .unwrap_or_default()
+        );
+        match (&p.block, for_addr) {
+            (Some((addr, lo, hi)), _) => {
+                let _ = writeln!(s, "    block of {addr}: {lo}-{hi}");
+            }
+            (None, Some(addr)) => {
+                let _ = writeln!(s, "    block of {addr}: none (not in {})", p.inside);
+            }
+            (None, None) => {}
+        }
+        match (&p.owner, port) {
+            (Some((port, owner)), _) => {
+                let _ = writeln!(s, "    port {port} owned by {owner}");
+            }
+            (None, Some(port)) => {
+                let _ = writeln!(s, "    port {port} owned by nobody (outside every block)");
+            }
+            (None, None) => {}
+        }
+        let _ = writeln!(
+            s,
+            "    nat packets={}  owner lookups={}",
+            p.nat_packets, p.owner_lookups
         );
     }
     s

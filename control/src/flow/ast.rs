@@ -222,6 +222,11 @@ pub struct NatSpec {
     pub persistent: bool,
     /// `hash` port selection (OVS's default when neither is given).
     pub hash: bool,
+    /// `src=pool:NAME` (our extension, not in `ovs-ofctl`): source NAT to the public address of
+    /// the bridge's SNAT pool NAME (`swctl add-snat-pool`), on a port of the source's
+    /// deterministic block. `addrs` and `ports` are then `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// Direction of a NAT translation.
@@ -341,6 +346,17 @@ pub enum Action {
     /// MAC is turned into the reply and sent back out of the ingress port, ending the packet's
     /// actions; otherwise no-op.
     FipArp,
+    /// `snat_pool_owner(NAME)->DST` (extension): if the packet is IPv4 TCP or UDP to the
+    /// public address of the bridge's SNAT pool NAME, write the inside address whose port block
+    /// holds its destination port into the 32-bit subfield DST; write 0 otherwise (no such pool,
+    /// another address, a port of no block). Lets a node forward a reply that arrived at the
+    /// wrong node to the node of the inside host.
+    SnatPoolOwner {
+        /// Pool name.
+        pool: String,
+        /// Where the owner's address goes (32 bits wide).
+        dst: Subfield,
+    },
 }
 
 /// Flow-mod attributes written with a flow: everything but the match and actions.

@@ -54,6 +54,22 @@ pub struct BridgeConfig {
     /// Floating IPs (`add-fip`), by address; absent in older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fips: Vec<FipConfig>,
+    /// Shared-address SNAT pools (`add-snat-pool`), by name; absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snat_pools: Vec<SnatPoolConfig>,
+}
+
+/// One SNAT pool, as `add-snat-pool` took it (checked again at start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnatPoolConfig {
+    /// Pool name.
+    pub name: String,
+    /// The public address.
+    pub public: std::net::Ipv4Addr,
+    /// The inside prefix, `A.B.C.D/LEN`.
+    pub inside: String,
+    /// The port range, `LO-HI`.
+    pub ports: String,
 }
 
 /// One floating IP, as `add-fip` took it. Ownership is not stored: it is claimed again
@@ -202,6 +218,12 @@ mod tests {
                     fixed: "88.88.88.4".parse().unwrap(),
                     mac: Some("fa:16:3e:4b:eb:3c".into()),
                     mode: super::super::ownership::FipMode::Centralized,
+                }],
+                snat_pools: vec![SnatPoolConfig {
+                    name: "gw".into(),
+                    public: "203.0.113.7".parse().unwrap(),
+                    inside: "10.1.0.0/24".into(),
+                    ports: "1024-65535".into(),
                 }],
             }],
             ct_zones: vec![CtZoneConfig {

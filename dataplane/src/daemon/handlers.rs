@@ -8,6 +8,7 @@ use super::db::{self, DbError};
 use super::fip::{self, FipConfigs, Ownership};
 use super::ownership::check::fip_check;
 use super::ports::PortEntry;
+use super::snat_pool::{self, SnatPoolConfigs};
 use super::trace::trace_packet;
 use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
 use crate::flowtable::{FlowModError, Pipeline, Rule};
@@ -58,6 +59,8 @@ pub(super) struct State {
     pub(super) ct_zones: BTreeMap<u16, (conntrack::config::ZoneConfig, Vec<String>)>,
     /// Floating IPs by bridge (`add-fip`).
     pub(super) fips: FipConfigs,
+    /// Shared-address SNAT pools by bridge (`add-snat-pool`).
+    pub(super) snat_pools: SnatPoolConfigs,
 }
 
 impl State {
@@ -70,6 +73,7 @@ impl State {
             datapath: None,
             ct_zones: BTreeMap::new(),
             fips: FipConfigs::new(),
+            snat_pools: SnatPoolConfigs::new(),
         }
     }
 }
@@ -117,6 +121,7 @@ impl Switch {
                 datapath: Some(Datapath::start(dp_config.clone())),
                 ct_zones: BTreeMap::new(),
                 fips: FipConfigs::new(),
+                snat_pools: SnatPoolConfigs::new(),
             })),
             db: db.map(Path::to_path_buf),
             dp_config,
@@ -181,6 +186,21 @@ impl Switch {
                     let table = fip::build_table(confs.values(), store, edit.pipeline().fips())
                         .map_err(|e| content(&bc.name, e))?;
                     edit.set_fips(Arc::new(table));
+                }
+                // SNAT pools: checked like add-snat-pool.
+                for pc in &bc.snat_pools {
+                    let conf = snat_pool::from_db(&st.snat_pools, &bc.name, pc).map_err(|e| {
+                        content(&bc.name, format!("SNAT pool {}: {}", pc.name, e.message))
+                    })?;
+                    st.snat_pools
+                        .entry(bc.name.clone())
+                        .or_default()
+                        .insert(conf.name.clone(), conf);
+                }
+                if let Some(confs) = st.snat_pools.get(&bc.name) {
+                    let table =
+                        snat_pool::build_table(confs.values(), edit.pipeline().snat_pools());
+                    edit.set_snat_pools(Arc::new(table));
                 }
                 br.publish(edit.finish());
                 let br = Arc::new(br);
@@ -277,6 +297,13 @@ impl Switch {
                             .flat_map(|m| m.values())
                             .map(|c| c.to_db())
                             .collect(),
+                        snat_pools: st
+                            .snat_pools
+                            .get(br.name())
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .map(|c| c.to_db())
+                            .collect(),
                     }
                 })
                 .collect(),
@@ -364,6 +391,19 @@ impl Switch {
             Command::DelFip { bridge, fip } => self.del_fip(&bridge, &fip),
             Command::DumpFips { bridge } => self.dump_fips(&bridge),
             Command::FipCheck => Ok(Reply::FipCheck(fip_check(&*self.ownership.store))),
+            Command::AddSnatPool {
+                bridge,
+                name,
+                public,
+                inside,
+                ports,
+            } => self.add_snat_pool(&bridge, &name, &public, &inside, ports.as_deref()),
+            Command::DelSnatPool { bridge, name } => self.del_snat_pool(&bridge, &name),
+            Command::DumpSnatPools {
+                bridge,
+                for_addr,
+                owner_of,
+            } => self.dump_snat_pools(&bridge, for_addr.as_deref(), owner_of),
             Command::Trace { bridge, packet } => {
                 // The ports that forward now are where flood/all would send the packet.
                 let (br, ports) = {
@@ -414,7 +454,11 @@ impl Switch {
         };
         let ports = st.ports.remove(name);
         let fips = st.fips.remove(name);
+        let pools = st.snat_pools.remove(name);
         if let Err(e) = self.persist(&st, None) {
+            if let Some(p) = pools {
+                st.snat_pools.insert(name.to_string(), p);
+            }
             st.bridges.insert(name.to_string(), removed);
             if let Some(p) = ports {
                 st.ports.insert(name.to_string(), p);

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod ownership;
 pub mod ports;
 pub mod server;
+pub mod snat_pool;
 pub mod trace;
 
 pub use bridge::Bridge;

@@ -110,6 +110,7 @@ impl CtRequest {
                         random,
                         persistent,
                         hash,
+                        block: None,
                     })
                 }
                 DpAction::CtNatAddr { max, addr } => {
@@ -119,6 +120,22 @@ impl CtRequest {
                             *hi = addr;
                         } else {
                             *lo = addr;
+                        }
+                    }
+                }
+                DpAction::CtNatBlocks {
+                    net,
+                    prefix_len,
+                    lo,
+                    hi,
+                } => {
+                    if let Some(n) = r.nat.as_mut() {
+                        // Built from a validated pool. Should a layout be refused here anyway,
+                        // an empty port range makes conntrack refuse the new connection
+                        // (`malformed`) rather than translate it outside the pool.
+                        match conntrack::PortBlocks::new(net.into(), prefix_len, lo, hi) {
+                            Ok(b) => n.block = Some(b),
+                            Err(_) => n.ports = Some((1, 0)),
                         }
                     }
                 }
@@ -270,6 +287,7 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
             DpAction::CtSetMark { .. }
             | DpAction::CtSetLabel { .. }
             | DpAction::CtNat { .. }
+            | DpAction::CtNatBlocks { .. }
             | DpAction::CtNatAddr { .. } => {}
             DpAction::Normal => out(Egress::Normal, buf),
             DpAction::Controller {

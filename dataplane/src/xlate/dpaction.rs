@@ -214,6 +214,19 @@ pub enum DpAction {
         /// Its replacement.
         to: u32,
     },
+    /// `nat(src=pool:NAME)` of the preceding [`DpAction::CtNat`]: the pool's block layout
+    /// (inside prefix and public port range); conntrack allocates the port in the block of the
+    /// connection's source ([`conntrack::NatRequest::block`]).
+    CtNatBlocks {
+        /// Network address of the inside prefix.
+        net: u32,
+        /// Its length.
+        prefix_len: u8,
+        /// First public port.
+        lo: u16,
+        /// Last public port.
+        hi: u16,
+    },
     /// One end of the address range of the preceding [`DpAction::CtNat`].
     CtNatAddr {
         /// The last address (else the first).
@@ -375,6 +388,12 @@ impl fmt::Display for DpAction {
                 }
                 f.write_str(")")
             }
+            DpAction::CtNatBlocks {
+                net,
+                prefix_len,
+                lo,
+                hi,
+            } => write!(f, "nat_blocks({}/{prefix_len}:{lo}-{hi})", ip4(net)),
             DpAction::CtNatAddr { max, addr } => {
                 write!(f, "nat_addr_{}({addr})", if max { "max" } else { "min" })
             }

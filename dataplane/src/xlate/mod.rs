@@ -75,6 +75,13 @@
 //! pipeline version (see [`fip`]): stateless address rewrites through the key like `set_field`,
 //! plus a per-packet [`DpAction::FipIcmpQuoted`] for the header quoted in ICMP errors.
 //!
+//! # SNAT pools
+//!
+//! `ct(commit,nat(src=pool:NAME))` and `snat_pool_owner(NAME)->DST` consult the bridge's SNAT
+//! pool table, also part of the pipeline version (see [`snat_pool`]): the first becomes
+//! `nat(src=PUBLIC)` plus the pool's block layout ([`DpAction::CtNatBlocks`]) for conntrack,
+//! the second writes the inside address owning a public port into a register.
+//!
 //! # Tracing
 //!
 //! [`xlate`] and [`xlate_trace`] are the same code instantiated with a `const TRACE: bool`;
@@ -86,12 +93,14 @@
 mod commit;
 pub mod dpaction;
 pub mod fip;
+pub mod snat_pool;
 #[cfg(test)]
 mod tests;
 pub mod trace;
 
 pub use dpaction::{ControllerReason, DpAction, DpActions, Mac};
 pub use fip::{FipEntry, FipStats, FipTable};
+pub use snat_pool::{SnatPool, SnatPoolStats, SnatPoolTable};
 pub use trace::{FieldChange, Trace, TraceEvent, TraceRule};
 
 use crate::flowtable::{Pipeline, RuleStats};
@@ -608,6 +617,7 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             Action::FipDnat => self.fip_translate(false, depth),
             Action::FipSnat => self.fip_translate(true, depth),
             Action::FipArp => self.fip_arp(depth),
+            Action::SnatPoolOwner { pool, dst } => self.snat_pool_owner(pool, dst, depth),
             // Handled by the caller.
             Action::GotoTable(_) | Action::Drop | Action::Resubmit { .. } => {}
         }
@@ -661,7 +671,12 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             },
             depth,
         );
-        if let Some(nat) = &ct.nat {
+        if let Some(name) = ct.nat.as_ref().and_then(|n| n.pool.as_deref()) {
+            let nat = ct.nat.as_ref().expect("checked above");
+            if !self.ct_nat_pool(name, nat, depth) {
+                return;
+            }
+        } else if let Some(nat) = &ct.nat {
             self.push(
                 DpAction::CtNat {
                     kind: nat.kind,
