@@ -185,6 +185,21 @@ pub const SEED_GLUE: &[(&str, &str)] = &[
     ),
 ];
 
+/// [`SEED_GLUE`] with its placeholders filled in: (flow, why).
+pub fn seed_glue() -> Vec<(String, &'static str)> {
+    SEED_GLUE
+        .iter()
+        .map(|(f, why)| {
+            let f = f
+                .replace("{VM}", &CMP_VM_OFPORT.to_string())
+                .replace("{EXT}", &CMP_EXT_OFPORT.to_string())
+                .replace("{VX}", &CMP_VX_OFPORT.to_string())
+                .replace("{GW_ARP}", &gateway_arp_reply());
+            (f, *why)
+        })
+        .collect()
+}
+
 /// The compute node's flows for `how` (see the module docs).
 pub fn compute_node_flows(how: ComputeFlows) -> Vec<String> {
     let (vm, ext, vx) = (CMP_VM_OFPORT, CMP_EXT_OFPORT, CMP_VX_OFPORT);
@@ -211,12 +226,7 @@ pub fn compute_node_flows(how: ComputeFlows) -> Vec<String> {
                 .filter(|l| !l.trim().is_empty())
                 .map(str::to_owned)
                 .collect();
-            flows.extend(SEED_GLUE.iter().map(|(f, _)| {
-                f.replace("{VM}", &vm.to_string())
-                    .replace("{EXT}", &ext.to_string())
-                    .replace("{VX}", &vx.to_string())
-                    .replace("{GW_ARP}", &gateway_arp_reply())
-            }));
+            flows.extend(seed_glue().into_iter().map(|(f, _)| f));
             flows
         }
     }
