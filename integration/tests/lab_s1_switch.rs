@@ -421,7 +421,8 @@ fn s1_through_the_switch(how: ComputeFlows) {
         seen = now;
     }
     assert!(
-        seen >= FLOOD * 9 / 10 && seen > CT_LIMIT + 100,
+        // At most a tenth lost before the switch; still far over the limit.
+        seen >= FLOOD * 9 / 10,
         "the flood reached ct(): {seen} of {FLOOD}"
     );
     let z = ct_zone(net);
