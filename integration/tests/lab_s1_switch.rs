@@ -462,6 +462,39 @@ fn signal_and_reap(p: &mut integration::lab::Spawned) {
     let _ = p.wait(Duration::from_secs(5));
 }
 
+/// Every flow of both nodes (and each glue line) is valid flow language, offline
+/// (`swctl parse-flow`, no daemon, no root), and the seed's own lines are all there verbatim.
+#[test]
+fn s1_flows_parse_offline() {
+    use integration::lab::s1::switches::{compute_node_flows, network_node_flows, seed_glue};
+    let all: Vec<String> = network_node_flows()
+        .into_iter()
+        .chain(compute_node_flows(ComputeFlows::Recipe))
+        .chain(compute_node_flows(ComputeFlows::Seed))
+        .collect();
+    for f in &all {
+        integration::swctl(&["parse-flow", f], None).expect_ok(f);
+    }
+    let seed = compute_node_flows(ComputeFlows::Seed);
+    for line in integration::SEED_000_FLOWS
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        assert!(
+            seed.iter().any(|f| f == line),
+            "seed line kept verbatim: {line}"
+        );
+    }
+    assert_eq!(seed.len(), 5 + seed_glue().len());
+    // A bad glue line would be refused, naming the token.
+    let err = integration::swctl(
+        &["parse-flow", "table=0,in_port=7 actions=goto_tabel:20"],
+        None,
+    )
+    .expect_err("typo");
+    assert!(err.contains("goto_tabel"), "{err}");
+}
+
 #[test]
 fn s1_switch_recipe_on_the_compute_node() {
     s1_through_the_switch(ComputeFlows::Recipe);
