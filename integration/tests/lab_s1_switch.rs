@@ -32,8 +32,8 @@
 
 use integration::lab::names::Lab;
 use integration::lab::s1::switches::{
-    counts, ct_entries, ct_event, ct_zone, raw_tcp_to_fip, tcp_counters, transfers, udp_to_fip,
-    ComputeFlows, S1Switches, BRIDGE, CT_LIMIT, CT_ZONE, TCP_ACK, TCP_SYN, VX_NAME,
+    counts, ct_entries, ct_event, ct_zone, json, raw_tcp_to_fip, tcp_counters, transfers,
+    udp_to_fip, ComputeFlows, S1Switches, BRIDGE, CT_LIMIT, CT_ZONE, TCP_ACK, TCP_SYN, VX_NAME,
 };
 use integration::lab::s1::{
     require_tools, Capture, S1Lab, Segment, CLIENT_IP, CMP_EXT_MAC, EXT_TO_CMP, EXT_TO_NET, FIP,
@@ -503,4 +503,125 @@ fn s1_switch_recipe_on_the_compute_node() {
 #[test]
 fn s1_switch_seed_odl_flows_on_the_compute_node() {
     s1_through_the_switch(ComputeFlows::Seed);
+}
+
+/// `swctl fip-check --json` on `d`: (status, holder, exit code) of the one floating IP.
+fn fip_status(d: &Daemon) -> (String, String, i32) {
+    let out = std::process::Command::new(integration::bin_dir().join("swctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["fip-check", "--json"])
+        .output()
+        .expect("running swctl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let f = &v["fips"][0];
+    (
+        f["status"].as_str().unwrap_or("").to_owned(),
+        f["holder"].as_str().unwrap_or("").to_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// The MAC the client's kernel resolves the FIP to (neighbour cache flushed first; the ping
+/// only makes the kernel ask).
+fn client_resolves_fip(s1: &S1Lab) -> Option<String> {
+    s1.client.exec(&["ip", "neigh", "flush", "dev", HOST_IF]);
+    s1.client.exec(&["ping", "-c", "1", "-W", "1", FIP]);
+    let neigh = s1
+        .client
+        .exec(&["ip", "neigh", "show", FIP, "dev", HOST_IF])
+        .stdout;
+    let mut words = neigh.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_lowercase)
+}
+
+/// Optional part of issue 5: the same lab with floating-IP ownership in etcd (the store runs
+/// on the compute node's underlay address 10.0.0.2; the network node reaches it over the
+/// underlay). The network node owns the FIP (centralized), the compute node only translates
+/// and publishes its mapping (distributed): `fip-check` is clean on both and the client's
+/// connection works. Then the seed's misconfiguration, the FIP configured centralized on the
+/// compute node as well: its claim is refused (`fip-check` exits 2 naming the holder), so it
+/// does not answer ARP for the FIP although a flow would let it (`fip_arp` on `ext`), the
+/// client still resolves the FIP to the network node, and the connection still works.
+#[test]
+fn s1_switch_with_etcd_one_owner() {
+    use integration::etcd::{require_etcd, Etcd};
+    use integration::lab::s1::{ssh_to_fip, SshOutcome, CMP_UNDERLAY_IP, QG_MAC, VM_IP};
+    if !require_tools() || !require_etcd() {
+        return;
+    }
+    let lab = Lab::new();
+    let s1 = S1Lab::new(&lab);
+    let etcd = Etcd::start_in("s1sw", s1.cmp.name(), CMP_UNDERLAY_IP);
+    // Declared after etcd and the lab: the daemons stop (revoking their leases) first.
+    let sw = S1Switches::start_with(&s1, "s1sw-etcd", ComputeFlows::Recipe, Some(&etcd.url()));
+    let (net, cmp) = (&sw.net, &sw.cmp);
+    let wait = Duration::from_secs(15);
+    assert!(
+        eventually(wait, || fip_status(net)
+            == ("owned".into(), "net".into(), 0)),
+        "network node owns the FIP: {:?}\n{}",
+        fip_status(net),
+        sw.logs()
+    );
+    assert!(
+        eventually(wait, || fip_status(cmp).2 == 0),
+        "compute node (distributed) has no problem: {:?}",
+        fip_status(cmp)
+    );
+    let run = ssh_to_fip(&s1, Duration::from_secs(5));
+    assert_eq!(
+        run.outcome,
+        SshOutcome::Ok,
+        "{}\n{}",
+        run.client_log,
+        sw.logs()
+    );
+
+    // The seed's misconfiguration: the compute node centralized too, with a flow that would
+    // answer ARP for the FIP on the external network.
+    cmp.swctl(&["del-fip", BRIDGE, FIP]).expect_ok("del-fip");
+    cmp.swctl(&[
+        "add-fip",
+        BRIDGE,
+        FIP,
+        VM_IP,
+        "--mac",
+        CMP_EXT_MAC,
+        "--mode",
+        "centralized",
+    ])
+    .expect_ok("add-fip centralized on the compute node (accepted: the claim is refused)");
+    cmp.swctl_stdin(
+        &["add-flows", BRIDGE, "-"],
+        "table=0,priority=100,arp,in_port=5 actions=fip_arp",
+    )
+    .expect_ok("fip_arp on ext");
+    assert!(
+        eventually(wait, || {
+            let (status, holder, code) = fip_status(cmp);
+            status == "refused" && holder == "net" && code == 2
+        }),
+        "the compute node's claim refused, fip-check exits 2: {:?}",
+        fip_status(cmp)
+    );
+    assert_eq!(fip_status(net), ("owned".into(), "net".into(), 0));
+    for _ in 0..3 {
+        assert_eq!(
+            client_resolves_fip(&s1).as_deref(),
+            Some(QG_MAC),
+            "only the owner answers ARP for the FIP"
+        );
+    }
+    let fips = json(cmp, &["dump-fips", BRIDGE]);
+    assert_eq!(fips[0]["arp_replies"], 0, "{fips}");
+    let run = ssh_to_fip(&s1, Duration::from_secs(5));
+    assert_eq!(
+        run.outcome,
+        SshOutcome::Ok,
+        "{}\n{}",
+        run.client_log,
+        sw.logs()
+    );
 }

@@ -242,14 +242,20 @@ pub struct S1Switches {
     pub how: ComputeFlows,
 }
 
-fn node_daemon(test: &str, node: &Netns) -> Daemon {
-    Daemon::builder(test)
+fn node_daemon(test: &str, node: &Netns, etcd: Option<(&str, &str)>) -> Daemon {
+    let mut b = Daemon::builder(test)
         .netns(node.name())
         .log_level("info")
         .with_db()
         .workers(1)
-        .idle("sleep")
-        .start()
+        .idle("sleep");
+    if let Some((url, node_id)) = etcd {
+        b = b
+            .option("--etcd", url)
+            .option("--node-id", node_id)
+            .option("--lease-ttl", "2");
+    }
+    b.start()
 }
 
 fn swctl_ok(d: &Daemon, args: &[&str]) {
@@ -265,8 +271,14 @@ impl S1Switches {
     /// Start one `vswitchd` in each node namespace of `s1` and program both nodes (`test`
     /// names the daemons' temp dirs).
     pub fn start(s1: &S1Lab, test: &str, how: ComputeFlows) -> S1Switches {
-        let net = node_daemon(&format!("{test}-net"), &s1.net);
-        let cmp = node_daemon(&format!("{test}-cmp"), &s1.cmp);
+        S1Switches::start_with(s1, test, how, None)
+    }
+
+    /// [`S1Switches::start`] with both daemons claiming floating IPs through the etcd at
+    /// `etcd` (`--etcd URL --node-id net|cmp --lease-ttl 2`) when given.
+    pub fn start_with(s1: &S1Lab, test: &str, how: ComputeFlows, etcd: Option<&str>) -> S1Switches {
+        let net = node_daemon(&format!("{test}-net"), &s1.net, etcd.map(|u| (u, "net")));
+        let cmp = node_daemon(&format!("{test}-cmp"), &s1.cmp, etcd.map(|u| (u, "cmp")));
         let sw = S1Switches { net, cmp, how };
 
         // Network node.
