@@ -42,7 +42,8 @@
 use integration::lab::names::Lab;
 use integration::lab::s1::switches::{
     counts, ct_entries, ct_event, ct_zone, json, raw_tcp_to_fip, tcp_counters, transfers,
-    udp_to_fip, ComputeFlows, S1Switches, BRIDGE, CT_LIMIT, CT_ZONE, TCP_ACK, TCP_SYN, VX_NAME,
+    udp_to_fip, ComputeFlows, S1Switches, BRIDGE, CT_LIMIT, CT_ZONE, TCP_ACK, TCP_SYN, UDP_PORT,
+    VX_NAME,
 };
 use integration::lab::s1::{
     require_tools, Capture, S1Lab, Segment, CLIENT_IP, CMP_EXT_MAC, EXT_TO_CMP, EXT_TO_NET, FIP,
@@ -188,6 +189,18 @@ fn s1_through_the_switch(how: ComputeFlows) {
         (0..3).any(|_| udp_to_fip(&s1, 10) == 10),
         "10 of 10 UDP echoes via {FIP}\n{}",
         sw.logs()
+    );
+
+    // Each datagram went through ct(zone=1,table=1) and ct(commit,zone=1) and was counted
+    // once: the answered try's entry holds its 10 datagrams (no reply seen here).
+    let udp: Vec<_> = ct_entries(net)
+        .into_iter()
+        .filter(|e| e["proto"] == 17 && e["original"]["dport"] == UDP_PORT)
+        .collect();
+    assert!(
+        udp.iter()
+            .any(|e| e["packets"][0] == 10 && e["packets"][1] == 0),
+        "a UDP entry with 10 datagrams, each counted once: {udp:?}"
     );
 
     // 50 connections.
