@@ -37,7 +37,8 @@ demo: build
 
 ## demo-s1 (root): the S1 lab (floating IP on two paths, seeds 000/001). Part 1: plain Linux
 ## reproduces the outage (the network node resets the client's ssh), node by node, then the
-## symmetric control works; part 2 (through vswitchd) is not available yet. Cleans up on exit.
+## symmetric control works; part 2: the same lab through two vswitchd instances works (switch
+## recipe, then seed 000's own ODL flows on the compute node). Cleans up on exit.
 demo-s1:
 	./scripts/demo-s1.sh
 

@@ -13,6 +13,9 @@ pub struct Etcd {
     dir: TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Network namespace it runs in (None: the caller's), and the address it listens on.
+    netns: Option<String>,
+    host: String,
 }
 
 /// Whether the `etcd` binary is available. Without it: panics when `CI=true` (`.ci/run`
@@ -42,12 +45,25 @@ impl Etcd {
     /// Start etcd and wait (bounded) until it serves requests. A port taken between choosing
     /// and binding it makes etcd exit: then it is tried again on new ports (3 attempts).
     pub fn start(test: &str) -> Etcd {
+        Etcd::start_at(test, None, "127.0.0.1")
+    }
+
+    /// Start etcd inside the lab namespace `netns`, listening on `ip` (an address of that
+    /// namespace), for daemons in other namespaces that reach it over the lab's links (the S1
+    /// lab: on the compute node's underlay address). Ready-checked from inside `netns`.
+    pub fn start_in(test: &str, netns: &str, ip: &str) -> Etcd {
+        Etcd::start_at(test, Some(netns), ip)
+    }
+
+    fn start_at(test: &str, netns: Option<&str>, host: &str) -> Etcd {
         let dir = TempDir::new(&format!("etcd-{test}"));
         let mut etcd = Etcd {
             child: None,
             dir,
             client_port: 0,
             peer_port: 0,
+            netns: netns.map(str::to_owned),
+            host: host.to_owned(),
         };
         for _ in 0..3 {
             etcd.client_port = free_port();
@@ -60,9 +76,9 @@ impl Etcd {
         panic!("etcd did not start; log:\n{}", etcd.log_text());
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or the address given to [`Etcd::start_in`]).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     /// What etcd logged.
@@ -94,9 +110,18 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join("etcd.log"))
             .expect("etcd log file");
-        let client = format!("http://127.0.0.1:{}", self.client_port);
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
+        let client = format!("http://{}:{}", self.host, self.client_port);
+        let peer = format!("http://{}:{}", self.host, self.peer_port);
+        // `ip netns exec` execs etcd: the child's PID is etcd's, stopped by PID as usual.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "etcd"]);
+                c
+            }
+            None => Command::new("etcd"),
+        };
+        let child = cmd
             .arg("--name")
             .arg("lab")
             .arg("--data-dir")
@@ -130,6 +155,15 @@ impl Etcd {
 
     /// Whether etcd answers a range request (it has a leader and serves the v3 gateway).
     fn healthy(&self) -> bool {
+        if let Some(ns) = &self.netns {
+            // Only reachable from inside its namespace: ask from there.
+            return Command::new("ip")
+                .args(["netns", "exec", ns, "python3", "-c", HEALTH_PY, &self.host])
+                .arg(self.client_port.to_string())
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|o| o.status.success());
+        }
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.client_port)) else {
             return false;
@@ -148,6 +182,21 @@ impl Etcd {
         resp.starts_with("HTTP/1.1 200") && resp.contains("\"header\"")
     }
 }
+
+/// [`Etcd::healthy`] from inside a namespace: the same range request; exit 0 when answered.
+const HEALTH_PY: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+body = b'{"key":"AA=="}'
+s.sendall(b"POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+resp = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    resp += b
+sys.exit(0 if resp.startswith(b"HTTP/1.1 200") and b'"header"' in resp else 1)
+"#;
 
 impl Drop for Etcd {
     fn drop(&mut self) {

@@ -78,11 +78,19 @@ pub struct CtRequest {
     pub label: Option<(u128, u128)>,
     /// `nat(...)`, if given.
     pub nat: Option<NatRequest>,
+    /// Tracked in this zone already (see [`DpAction::Ct`]'s `again`).
+    pub again: bool,
 }
 
 impl CtRequest {
     /// A `Ct` action with the `exec` modifiers that follow it (`rest`: the actions after it).
-    fn gather(zone: u16, commit: bool, recirc: Option<u32>, rest: &[DpAction]) -> Self {
+    fn gather(
+        zone: u16,
+        commit: bool,
+        recirc: Option<u32>,
+        again: bool,
+        rest: &[DpAction],
+    ) -> Self {
         let mut r = CtRequest {
             zone,
             commit,
@@ -90,6 +98,7 @@ impl CtRequest {
             mark: None,
             label: None,
             nat: None,
+            again,
         };
         for a in rest {
             match *a {
@@ -279,8 +288,15 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
                 zone,
                 commit,
                 recirc,
+                again,
             } => out(
-                Egress::Ct(CtRequest::gather(zone, commit, recirc, &actions[i + 1..])),
+                Egress::Ct(CtRequest::gather(
+                    zone,
+                    commit,
+                    recirc,
+                    again,
+                    &actions[i + 1..],
+                )),
                 buf,
             ),
             // Consumed with their `Ct`.

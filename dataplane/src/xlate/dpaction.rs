@@ -168,6 +168,10 @@ pub enum DpAction {
         commit: bool,
         /// Recirculation id (`table=`), if any.
         recirc: Option<u32>,
+        /// The packet was tracked in this zone already (its key says `+trk` in `zone`: a
+        /// pass recirculated by an earlier `ct`): conntrack gives the verdict again without
+        /// tracking it twice (Open vSwitch's cached conntrack).
+        again: bool,
     },
     /// `exec(set_field:V/M->ct_mark)` of the preceding [`DpAction::Ct`] (applied on commit).
     CtSetMark {
@@ -349,6 +353,7 @@ impl fmt::Display for DpAction {
                 zone,
                 commit,
                 recirc,
+                again: _,
             } => {
                 f.write_str("ct(")?;
                 if commit {

@@ -663,11 +663,22 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
         // Conntrack looks at the frame: it must be what the key says by now.
         self.commit();
         let recirc = ct.table.map(recirc_id);
+        // Tracked in this zone already (a recirculated pass, no `ct_clear` since): told to
+        // conntrack, which then does not track the packet twice. The decision reads the
+        // key's conntrack state and zone, so they join the megaflow mask.
+        let mask_trk = u128::from(conntrack::ct_state::TRK);
+        self.out
+            .wc
+            .set_loc_masked(loc(Field::CtState), mask_trk, mask_trk);
+        mark_field(&mut self.out.wc, Field::CtZone);
+        let again = self.key.get(Field::CtState) & mask_trk != 0
+            && self.key.get(Field::CtZone) == u128::from(zone);
         self.push(
             DpAction::Ct {
                 zone,
                 commit: ct.commit || ct.force,
                 recirc,
+                again: again && !ct.force,
             },
             depth,
         );

@@ -936,7 +936,8 @@ fn ct_emits_dp_ct_after_committing_rewrites() {
             DpAction::Ct {
                 zone: 5,
                 commit: true,
-                recirc: Some(recirc_id(1))
+                recirc: Some(recirc_id(1)),
+                again: false
             },
             DpAction::CtSetMark {
                 value: 0x10,
@@ -959,6 +960,44 @@ fn ct_emits_dp_ct_after_committing_rewrites() {
     );
 }
 
+/// `ct(commit)` in a pass recirculated by `ct(table=)` of the same zone: the packet was tracked
+/// already, and the datapath action says so (conntrack then does not track it twice). Another
+/// zone, or after `ct_clear`, it is tracked afresh. The decision joins the megaflow mask.
+#[test]
+fn ct_in_a_recirculated_pass_of_its_zone_is_marked_again() {
+    let commit = |z: u16| ct_action(true, Some(CtZoneSrc::Value(z)), None);
+    let again_of = |o: &XlateOutput| {
+        o.actions.iter().find_map(|a| match a {
+            DpAction::Ct { again, .. } => Some(*again),
+            _ => None,
+        })
+    };
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(
+        Field::CtState,
+        u128::from(conntrack::ct_state::TRK | conntrack::ct_state::NEW),
+    );
+    k.set(Field::CtZone, 5);
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(5), out(2)])]);
+    let o = run(&p, &k);
+    assert_eq!(again_of(&o), Some(true));
+    assert_eq!(
+        o.wc.get(Field::CtState) & u128::from(conntrack::ct_state::TRK),
+        u128::from(conntrack::ct_state::TRK)
+    );
+    assert_eq!(o.wc.get(Field::CtZone), 0xffff);
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(6), out(2)])]);
+    assert_eq!(again_of(&run(&p, &k)), Some(false), "another zone");
+    let p = pipeline(&[spec(0, 10, &[], vec![Action::CtClear, commit(5), out(2)])]);
+    assert_eq!(again_of(&run(&p, &k)), Some(false), "after ct_clear");
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(5), out(2)])]);
+    assert_eq!(
+        again_of(&run(&p, &tcp_key(1, 1, 2, 3, 4))),
+        Some(false),
+        "first pass"
+    );
+}
+
 #[test]
 fn ct_zone_from_register_joins_the_mask() {
     let zone = CtZoneSrc::Field(sf(Field::Reg(3), 0, 16));
@@ -977,7 +1016,8 @@ fn ct_zone_from_register_joins_the_mask() {
             DpAction::Ct {
                 zone: 7,
                 commit: false,
-                recirc: None
+                recirc: None,
+                again: false
             },
             DpAction::Output(2)
         ]
