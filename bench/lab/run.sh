@@ -199,6 +199,10 @@ CT_MAX=2097152
 CT_BUCKETS=1048576
 raise_ct_sysctls() {
     local f=/proc/sys/net/netfilter
+    # Two runs at once would save each other's raised values as "original": one at a time.
+    # The lock goes with the process (fd 9), however it ends.
+    exec 9>>/run/lock/benchlab-nat.lock || die "cannot open /run/lock/benchlab-nat.lock"
+    flock -n 9 || die "another NAT scenario run holds /run/lock/benchlab-nat.lock (one at a time: it changes machine-wide conntrack settings)"
     [ -r "$f/nf_conntrack_max" ] || modprobe nf_conntrack 2>/dev/null || true
     [ -r "$f/nf_conntrack_max" ] || die "no $f/nf_conntrack_max (nf_conntrack missing from the kernel?)"
     CT_SAVED_MAX=$(cat "$f/nf_conntrack_max")
