@@ -299,9 +299,13 @@ measure() {
             loss = offered > 0 ? 100 * (offered - rx) / offered : 0
             # New connections: entries created per second of traffic (the table was flushed).
             rate = (flows == "new" && entries ~ /^[0-9]+$/) ? sprintf("%.0f", entries / secs) : "-"
-            printf "%d\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, peer,
-                flows, offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"],
-                extra, v["generator"], entries, snat, rate
+            # The Linux router has no process: its forwarding is CPU 1 softirq time.
+            pcpu = peer == "router" ? v["cpu1_softirq"] : v["peer_cpu"]
+            # Frames forwarded per second of CPU used by the peer (less noisy on a busy machine).
+            percore = (pcpu ~ /^[0-9.]+$/ && pcpu > 0) ? sprintf("%.0f", rx / secs * 100 / pcpu) : "-"
+            printf "%d\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, peer,
+                flows, offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], pcpu,
+                extra, v["generator"], entries, snat, rate, percore
         }' | tee -a "$RESULTS" >&2
 }
 
@@ -603,12 +607,13 @@ report() {
     local f p cols="4 5 6 7 8 9 10 11" flows=$FLOWS empty="| | | | | | | |"
     echo
     if [ "$SCENARIO" = nat ]; then
-        # Columns 13-15: conntrack entries after, of which SNAT, entries created per second.
-        cols="$cols 13 14 15"
+        # Columns 13-16: conntrack entries after, of which SNAT, entries created per second,
+        # forwarded per second of peer CPU.
+        cols="$cols 13 14 15 16"
         flows="new $FLOWS"
-        empty="$empty | | |"
-        echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | conntrack entries after | of which SNAT | new conns/s | rounds |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        empty="$empty | | | |"
+        echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer CPU % | peer busy per packet | conntrack entries after | of which SNAT | new conns/s | kpps per peer core | rounds |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     else
         echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -638,7 +643,7 @@ median_col() {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             m = (n % 2) ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
-            if (col <= 6) printf "%.0f", m / 1000
+            if (col <= 6 || col == 16) printf "%.0f", m / 1000
             else if (col >= 10) printf "%.0f%s", m, (u != "" ? " " u : "")
             else if (col == 7) printf "%.1f", m
             else printf "%.0f", m
@@ -681,7 +686,7 @@ main() {
     log "run $P: scenario $SCENARIO, ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
     [ "$SCENARIO" = nat ] && log "nat: new connections for ${NEW_SECONDS}s first, SNAT to $PUBLIC_IP"
     log "generator (mode $GEN_MODE) on CPU 0; peer on CPU 1; sink: XDP_DROP"
-    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator ct_entries ct_snat new_conns_per_s"
+    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator ct_entries ct_snat new_conns_per_s fwd_pps_per_peer_core"
     : >"$RESULTS"
     for r in $(seq "$ROUNDS"); do
         for p in $PEERS; do
