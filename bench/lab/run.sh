@@ -87,6 +87,9 @@ esac
 for p in $PEERS; do
     [[ " $KNOWN_PEERS " == *" $p "* ]] || die "peer $p is not part of the $SCENARIO scenario ($KNOWN_PEERS)"
 done
+for n in "$MEAS_SECONDS" "${NEW_SECONDS:-1}"; do
+    [[ "$n" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "bad number of seconds $n"
+done
 for f in $FLOWS; do
     if ! [[ "$f" =~ ^[0-9]+$ ]] || [ "$f" -lt 1 ] || [ "$f" -gt 60000 ]; then
         die "bad flow count $f (1..60000)"
@@ -312,7 +315,7 @@ measure() {
 # Half a second of traffic (the largest flow count, or the given FLOWS / `new`) before a
 # peer's measurements, so that the first one does not include cache fills and first-packet
 # paths. In the nat scenario, the warm-up with N flows is also what creates the N connections
-# the measurement then finds (every flow is drawn ~15+ times by the slowest peer).
+# the measurement then finds (measure_nat repeats it until all N exist).
 warm_up() {
     local most=${1:-}
     [ -n "$most" ] || most=$(echo "$FLOWS" | tr ' ' '\n' | sort -n | tail -1)
