@@ -19,7 +19,7 @@ usage: run.sh [options]
   --rounds N           rounds; every peer is measured once per round (default 3)
   --flows "A B .."     flow counts (default "1 100 10000"; nat: "10000")
   --peers "P .."       forward: among bridge afxdp ovs vswitchd (default: all four)
-                       nat: among router afxdp vswitchd (default: all three)
+                       nat: among router afxdp vswitchd ovs (default: the first three)
   --benchlab PATH      the benchlab binary (default target/release/benchlab)
   --vswitchd PATH      vswitchd binary (default target/release/vswitchd)
   --swctl PATH         swctl binary (default target/release/swctl)
@@ -79,7 +79,7 @@ forward)
 nat)
     FLOWS=${FLOWS:-10000}
     PEERS=${PEERS:-router afxdp vswitchd}
-    KNOWN_PEERS="router afxdp vswitchd"
+    KNOWN_PEERS="router afxdp vswitchd ovs"
     NEW_SECONDS=${NEW_SECONDS:-2}
     ;;
 *) die "unknown --scenario $SCENARIO (forward or nat)" ;;
@@ -510,7 +510,7 @@ setup_ovs() {
             return 1
         fi
     done
-    write_pipeline "$OVS_DIR/flows"
+    if [ "$SCENARIO" = nat ]; then write_nat_pipeline "$OVS_DIR/flows"; else write_pipeline "$OVS_DIR/flows"; fi
     ovs_env ovs-ofctl -O OpenFlow13 del-flows "unix:$OVS_DIR/$OVS_BR.mgmt" || return 1
     ovs_env ovs-ofctl -O OpenFlow13 add-flows "unix:$OVS_DIR/$OVS_BR.mgmt" "$OVS_DIR/flows" || return 1
 }
@@ -534,6 +534,10 @@ teardown_ovs() {
     return 0
 }
 pre_ovs() { ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null; }
+ct_flush_ovs() { ovs_appctl dpctl/flush-conntrack >/dev/null; }
+ct_count_ovs() { ovs_appctl dpctl/ct-get-nconns 2>/dev/null || echo -; }
+# udp,orig=(...),reply=(src=10.250.1.1,dst=10.250.1.254,...),zone=1: source-NATed.
+ct_snat_count_ovs() { ovs_appctl dpctl/dump-conntrack 2>/dev/null | grep -c "reply=(src=[^,]*,dst=$PUBLIC_IP,"; }
 post_ovs() {
     ovs_appctl dpif-netdev/pmd-stats-show >"$TMP/pmd.txt" 2>&1 || true
     # "avg processing cycles per packet: 1234.56 (...)": the PMD's busy cycles per packet.
