@@ -292,7 +292,12 @@ measure() {
     local entries=- snat=-
     if [ "$SCENARIO" = nat ]; then
         entries=$("ct_count_$peer")
-        [ "$flows" != new ] && snat=$("ct_snat_count_$peer")
+        if [ "$flows" != new ]; then
+            snat=$("ct_snat_count_$peer")
+            if [ "$entries" != - ] && { [ "$entries" != "$flows" ] || [ "$snat" != "$flows" ]; }; then
+                log "WARNING $peer: $entries conntrack entries ($snat SNAT) after $flows flows, expected $flows"
+            fi
+        fi
     fi
     awk -v peer="$peer" -v flows="$flows" -v round="$round" -v out="$out" \
         -v rx=$((rx1 - rx0)) -v extra="$PEER_EXTRA" -v entries="$entries" -v snat="$snat" 'BEGIN {
