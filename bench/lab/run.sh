@@ -622,7 +622,7 @@ report() {
         # Columns 13-16: conntrack entries after, of which SNAT, entries created per second,
         # forwarded per second of peer CPU.
         cols="$cols 13 14 15 16"
-        flows="new $FLOWS"
+        flows="$FLOWS new"
         empty="$empty | | | |"
         echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer CPU % | peer busy per packet | conntrack entries after | of which SNAT | new conns/s | kpps per peer core | rounds |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -662,15 +662,13 @@ median_col() {
         }'
 }
 
-# nat, one peer: new connections (warm-up, empty table, every frame a new connection; the
-# entries counted after are the connections created), then for each flow count: empty table,
-# warm-up with those flows (creates the connections), measurement (finds them).
+# nat, one peer: for each flow count, empty table, warm-up with those flows (creates the
+# connections), measurement (finds them); then new connections (warm-up, empty table, every
+# frame a new connection; the entries counted after are the connections created). Existing
+# connections first: the new-connection pass leaves ~10^6 entries to flush, and a table that
+# held that many does not look up 10 000 as fast as a fresh one (bench/LAB.md).
 measure_nat() {
-    local p=$1 r=$2 f
-    warm_up new
-    "ct_flush_$p" || log "$p: conntrack flush failed"
-    measure "$p" new "$r"
-    local n i
+    local p=$1 r=$2 f n i
     for f in $FLOWS; do
         "ct_flush_$p" || log "$p: conntrack flush failed"
         # Flows are drawn at random: a peer that got little CPU may not have seen every one
@@ -683,6 +681,9 @@ measure_nat() {
         log "$p: $n conntrack entries after $i warm-up(s) with $f flows"
         measure "$p" "$f" "$r"
     done
+    warm_up new
+    "ct_flush_$p" || log "$p: conntrack flush failed"
+    measure "$p" new "$r"
 }
 
 # ---------------------------------------------------------------------------------------------
