@@ -435,11 +435,12 @@ teardown_router() {
 }
 pre_router() { :; }
 post_router() { :; }
-ct_flush_router() { nsx "$NS_RTR" conntrack -F >/dev/null 2>&1; }
-ct_count_router() { nsx "$NS_RTR" conntrack -C 2>/dev/null || echo -; }
+# Every conntrack call bounded in time, like the rest of the run.
+ct_flush_router() { timeout 60 ip netns exec "$NS_RTR" conntrack -F >/dev/null 2>&1; }
+ct_count_router() { timeout 30 ip netns exec "$NS_RTR" conntrack -C 2>/dev/null || echo -; }
 # Connections whose reply goes to PUBLIC_IP, i.e. source-NATed (conntrack -L prints a summary
 # line on stderr).
-ct_snat_count_router() { nsx "$NS_RTR" conntrack -L -p udp --src-nat 2>/dev/null | grep -c "dst=$PUBLIC_IP"; }
+ct_snat_count_router() { timeout 30 ip netns exec "$NS_RTR" conntrack -L -p udp --src-nat 2>/dev/null | grep -c "dst=$PUBLIC_IP"; }
 
 # Peer (b): the bare AF_XDP forwarder (benchlab fwd), pinned to CPU 1.
 setup_afxdp() {
@@ -600,14 +601,14 @@ post_vswitchd() {
     pk=$(vs_sum packets "$TMP/vs.json"); busy=$(vs_sum busy_ns "$TMP/vs.json")
     PEER_EXTRA=$(awk -v p="$pk" -v b="$busy" 'BEGIN { if (p > 0) printf "%.0f ns", b / p; else print "-" }')
 }
-ct_flush_vswitchd() { "$SWCTL" --socket "$VS_DIR/vswitchd.sock" flush-conntrack >/dev/null; }
+ct_flush_vswitchd() { timeout 60 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" flush-conntrack >/dev/null; }
 ct_count_vswitchd() {
-    "$SWCTL" --socket "$VS_DIR/vswitchd.sock" conntrack-stats --json 2>/dev/null |
+    timeout 30 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" conntrack-stats --json 2>/dev/null |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["entries"])' 2>/dev/null || echo -
 }
 # Zone-1 connections flagged SNAT whose reply tuple goes to PUBLIC_IP.
 ct_snat_count_vswitchd() {
-    "$SWCTL" --socket "$VS_DIR/vswitchd.sock" dump-conntrack --zone 1 --json 2>/dev/null |
+    timeout 30 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" dump-conntrack --zone 1 --json 2>/dev/null |
         python3 -c 'import json, sys
 d = json.load(sys.stdin)
 print(sum(1 for e in d if e.get("snat") and e["reply"]["dst"] == sys.argv[1]))' "$PUBLIC_IP" 2>/dev/null || echo -
