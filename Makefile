@@ -1,7 +1,7 @@
 # One command per job. `make test` is exactly what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt bench bench-lab demo demo-s1 lab-clean clean
+.PHONY: all build test lint fmt bench bench-lab bench-lab-nat demo demo-s1 lab-clean clean
 
 all: build
 
@@ -30,6 +30,14 @@ bench-lab: build
 	./bench/lab/get-ovs.sh
 	./bench/lab/run.sh $(LAB_ARGS)
 
+## bench-lab-nat: the same lab with conntrack + SNAT (root; ~3 minutes): vswitchd
+## ct(commit,nat), a Linux router namespace with nftables SNAT, the bare AF_XDP forwarder;
+## new connections/s and 10 000 existing connections. Installs nftables + conntrack if missing.
+## See bench/LAB.md ("NAT scenario"). `make bench-lab-nat LAB_ARGS=--quick` for a smoke test.
+bench-lab-nat: build
+	./bench/lab/get-nat-tools.sh
+	./bench/lab/run.sh --scenario nat $(LAB_ARGS)
+
 ## demo (root): three namespaces switched by vswitchd (ping, 10 MB TCP, show/dump-flows/
 ## dump-ports/fdb-show), then seed 000's flows loaded and traced. Cleans up on exit.
 demo: build
@@ -37,7 +45,8 @@ demo: build
 
 ## demo-s1 (root): the S1 lab (floating IP on two paths, seeds 000/001). Part 1: plain Linux
 ## reproduces the outage (the network node resets the client's ssh), node by node, then the
-## symmetric control works; part 2 (through vswitchd) is not available yet. Cleans up on exit.
+## symmetric control works; part 2: the same lab through two vswitchd instances works (switch
+## recipe, then seed 000's own ODL flows on the compute node). Cleans up on exit.
 demo-s1:
 	./scripts/demo-s1.sh
 

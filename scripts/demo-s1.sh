@@ -6,11 +6,17 @@
 #            a stateless SNAT that sends the VM's replies straight out. Prints, node by node,
 #            the captures, the conntrack events and entries, the nftables counters, and why.
 #   Part 1b  the same lab with symmetric routing: the connection works (the control).
-#   Part 2   through vswitchd: not yet available (printed as such).
+#   Part 2   the same lab through two vswitchd instances (one per node namespace): network
+#            node with one-sided conntrack (zone 1, profile asym), compute node with the
+#            switch's floating-IP recipe. Prints the flows, the captures per node,
+#            dump-conntrack, dump-fips, conntrack-stats, dump-ports, pmd-stats, then a
+#            spoofed ACK and a SYN flood and what the switch counted.
+#   Part 2b  the same with seed 000's own ODL flows on the compute node (and the glue added).
 #
-# The lab is built by integration/examples/demo_s1.rs with the same code the test
-# integration/tests/lab_s1_linux.rs asserts on (integration/src/lab/s1.rs). Exits non-zero
-# if part 1 does not reproduce the outage or part 1b does not work.
+# The lab is built by integration/examples/demo_s1.rs with the same code the tests
+# integration/tests/lab_s1_linux.rs and lab_s1_switch.rs assert on (integration/src/lab/s1.rs,
+# s1/switches.rs). Exits non-zero if part 1 does not reproduce the outage, or part 1b, 2 or
+# 2b does not work.
 #
 # Needs root and: iproute2, ethtool, python3, tcpdump, nftables, conntrack (.ci/run installs
 # them). Everything lives in five namespaces named sw<pid%1000>t<n>-{cl,ext,net,cmp,vm}: the
@@ -35,6 +41,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 "$CARGO" build --quiet -p integration --example demo_s1
+# Part 2 runs vswitchd and swctl (integration::bin_dir builds them if needed).
+"$CARGO" build --quiet -p control -p dataplane --bins
 BIN=${CARGO_TARGET_DIR:-target}/debug/examples/demo_s1
 
 LOG=$(mktemp "${TMPDIR:-/tmp}/demo-s1-$$-XXXXXX.log")

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # End-to-end veth lab benchmark: generator namespace -> veth -> PEER (root namespace) -> veth ->
 # sink namespace, 64-byte UDP frames, 1 / 100 / 10 000 flows, peers interleaved round by round.
-# Methodology and how to read the output: bench/LAB.md. Run as root: `make bench-lab`.
+# `--scenario nat`: the same lab with conntrack + SNAT in every peer (vswitchd ct(commit,nat),
+# a Linux router namespace with nftables SNAT, the bare forwarder as the I/O ceiling): new
+# connections per second, then packets of 10 000 existing connections.
+# Methodology and how to read the output: bench/LAB.md. Run as root: `make bench-lab`,
+# `make bench-lab-nat`.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: run.sh [options]
+  --scenario S         forward (default): plain forwarding through a 3-table pipeline;
+                       nat: conntrack + SNAT (bench/LAB.md, "NAT scenario")
   --quick              1-second measurements, 1 round (smoke test)
   --seconds N          seconds per measurement (default 5)
+  --new-seconds N      nat: seconds of the new-connections measurement (default 2; --quick 1)
   --rounds N           rounds; every peer is measured once per round (default 3)
-  --flows "A B .."     flow counts (default "1 100 10000")
-  --peers "P .."       among: bridge afxdp ovs vswitchd (default: all four)
+  --flows "A B .."     flow counts (default "1 100 10000"; nat: "10000")
+  --peers "P .."       forward: among bridge afxdp ovs vswitchd (default: all four)
+                       nat: among router afxdp vswitchd ovs (default: the first three)
   --benchlab PATH      the benchlab binary (default target/release/benchlab)
   --vswitchd PATH      vswitchd binary (default target/release/vswitchd)
   --swctl PATH         swctl binary (default target/release/swctl)
@@ -24,10 +32,12 @@ EOF
 }
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+SCENARIO=forward
 MEAS_SECONDS=5
+NEW_SECONDS=
 ROUNDS=3
-FLOWS="1 100 10000"
-PEERS="bridge afxdp ovs vswitchd"
+FLOWS=
+PEERS=
 BENCHLAB=$REPO/target/release/benchlab
 VSWITCHD=$REPO/target/release/vswitchd
 SWCTL=$REPO/target/release/swctl
@@ -37,8 +47,10 @@ LOGS_KEEP=
 GEN_MODE=auto
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) MEAS_SECONDS=1; ROUNDS=1 ;;
+    --scenario) SCENARIO=$2; shift ;;
+    --quick) MEAS_SECONDS=1; ROUNDS=1; NEW_SECONDS=${NEW_SECONDS:-1} ;;
     --seconds) MEAS_SECONDS=$2; shift ;;
+    --new-seconds) NEW_SECONDS=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --flows) FLOWS=$2; shift ;;
     --peers) PEERS=$2; shift ;;
@@ -58,12 +70,46 @@ done
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
 
+case $SCENARIO in
+forward)
+    FLOWS=${FLOWS:-1 100 10000}
+    PEERS=${PEERS:-bridge afxdp ovs vswitchd}
+    KNOWN_PEERS="bridge afxdp ovs vswitchd"
+    ;;
+nat)
+    FLOWS=${FLOWS:-10000}
+    PEERS=${PEERS:-router afxdp vswitchd}
+    KNOWN_PEERS="router afxdp vswitchd ovs"
+    NEW_SECONDS=${NEW_SECONDS:-2}
+    ;;
+*) die "unknown --scenario $SCENARIO (forward or nat)" ;;
+esac
+for p in $PEERS; do
+    [[ " $KNOWN_PEERS " == *" $p "* ]] || die "peer $p is not part of the $SCENARIO scenario ($KNOWN_PEERS)"
+done
+for n in "$MEAS_SECONDS" "${NEW_SECONDS:-1}"; do
+    [[ "$n" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "bad number of seconds $n"
+done
+for f in $FLOWS; do
+    if ! [[ "$f" =~ ^[0-9]+$ ]] || [ "$f" -lt 1 ] || [ "$f" -gt 60000 ]; then
+        die "bad flow count $f (1..60000)"
+    fi
+done
+
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, XDP, AF_XDP)"
 for c in ip ethtool taskset bridge awk; do
     command -v "$c" >/dev/null || die "missing command: $c (apt-get install iproute2 ethtool util-linux)"
 done
 [ -x "$BENCHLAB" ] || die "no benchlab binary at $BENCHLAB (cargo build --release -p benchlab)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs: generator on CPU 0, peer under test on CPU 1"
+if [ "$SCENARIO" = nat ] && [[ " $PEERS " == *" router "* ]]; then
+    for c in nft conntrack; do
+        command -v "$c" >/dev/null || die "missing command: $c (bench/lab/get-nat-tools.sh installs nftables and conntrack)"
+    done
+fi
+if [ "$SCENARIO" = nat ] && [[ " $PEERS " == *" vswitchd "* ]]; then
+    command -v python3 >/dev/null || die "missing command: python3 (reads swctl's JSON)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Names unique to this run, so concurrent runs and leftovers never collide. Interface names
@@ -76,14 +122,19 @@ G1=${P}g1 # peer's ingress port (root namespace)
 S1=${P}s1 # peer's egress port (root namespace)
 S0=${P}s0 # sink end (in NS_SINK)
 BR=${P}br   # Linux bridge peer
+NS_RTR=$P-rtr # Linux router peer (nat): G1 and S1 are moved into it and back
 OVS_BR=${P}ob # OVS bridge (its internal port is a tap of that name in the root namespace)
 VS_BR=${P}vb  # vswitchd bridge
 SRC_IP=10.250.0.1
 DST_IP=10.250.1.1
+RTR_IN_IP=10.250.0.254 # nat: the router's address on the generator side
+PUBLIC_IP=10.250.1.254 # nat: the router's address on the sink side, and the SNAT address
 TMP=$(mktemp -d "/tmp/benchlab.$P.XXXXXX")
 RESULTS=$TMP/results.tsv
 declare -a PIDS=() # every background process we started, stopped by PID on exit
 CURRENT_PEER=
+CT_SAVED_MAX= # nat: the machine's nf_conntrack_max and buckets before we raised them
+CT_SAVED_BUCKETS=
 
 # Stop one process we started: SIGTERM, then SIGKILL after 3 s.
 stop_pid() {
@@ -103,6 +154,8 @@ cleanup() {
     trap - EXIT INT TERM
     [ -n "$CURRENT_PEER" ] && { "teardown_$CURRENT_PEER" || true; }
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    ip netns del "$NS_RTR" 2>/dev/null || true
+    restore_ct_sysctls
     # Deleting a namespace deletes its veth ends and with them the root-namespace peers.
     ip netns del "$NS_GEN" 2>/dev/null || true
     ip netns del "$NS_SINK" 2>/dev/null || true
@@ -141,6 +194,37 @@ wait_for() {
 
 nsx() { ip netns exec "$@"; }
 
+# nat + router: the conntrack table size is one setting for the whole machine (only the
+# initial namespace may write it). Raise it (never lower) to what vswitchd's table allows,
+# 2^21 entries, with a hash of 2^20 buckets, so the new-connections measurement never fills
+# it; the originals come back on exit, however the run ends.
+CT_MAX=2097152
+CT_BUCKETS=1048576
+raise_ct_sysctls() {
+    local f=/proc/sys/net/netfilter
+    # Two runs at once would save each other's raised values as "original": one at a time.
+    # The lock goes with the process (fd 9), however it ends.
+    exec 9>>/run/lock/benchlab-nat.lock || die "cannot open /run/lock/benchlab-nat.lock"
+    flock -n 9 || die "another NAT scenario run holds /run/lock/benchlab-nat.lock (one at a time: it changes machine-wide conntrack settings)"
+    [ -r "$f/nf_conntrack_max" ] || modprobe nf_conntrack 2>/dev/null || true
+    [ -r "$f/nf_conntrack_max" ] || die "no $f/nf_conntrack_max (nf_conntrack missing from the kernel?)"
+    CT_SAVED_MAX=$(cat "$f/nf_conntrack_max")
+    CT_SAVED_BUCKETS=$(cat "$f/nf_conntrack_buckets")
+    [ "$CT_SAVED_BUCKETS" -ge "$CT_BUCKETS" ] || echo "$CT_BUCKETS" >"$f/nf_conntrack_buckets" ||
+        die "cannot set nf_conntrack_buckets"
+    [ "$CT_SAVED_MAX" -ge "$CT_MAX" ] || echo "$CT_MAX" >"$f/nf_conntrack_max" ||
+        die "cannot set nf_conntrack_max"
+    log "nf_conntrack_max $CT_SAVED_MAX -> $(cat "$f/nf_conntrack_max"), buckets $CT_SAVED_BUCKETS -> $(cat "$f/nf_conntrack_buckets") (restored on exit)"
+}
+restore_ct_sysctls() {
+    local f=/proc/sys/net/netfilter
+    [ -n "$CT_SAVED_MAX" ] && echo "$CT_SAVED_MAX" >"$f/nf_conntrack_max" 2>/dev/null
+    [ -n "$CT_SAVED_BUCKETS" ] && echo "$CT_SAVED_BUCKETS" >"$f/nf_conntrack_buckets" 2>/dev/null
+    CT_SAVED_MAX=
+    CT_SAVED_BUCKETS=
+    return 0
+}
+
 # ---------------------------------------------------------------------------------------------
 # Topology. Namespace-side veths: tx/tso/gso/gro off (no partial checksums, no super-frames).
 setup_topology() {
@@ -155,6 +239,13 @@ setup_topology() {
     ip link set "$G1" up
     ip link set "$S1" up
     SINK_MAC=$(nsx "$NS_SINK" cat "/sys/class/net/$S0/address")
+    GEN_MAC=$(nsx "$NS_GEN" cat "/sys/class/net/$G0/address")
+    G1_MAC=$(cat "/sys/class/net/$G1/address")
+    S1_MAC=$(cat "/sys/class/net/$S1/address")
+    # forward: frames are addressed to the sink (switches); nat: to the router's port, as a
+    # host behind a gateway would send them (the Linux router accepts nothing else).
+    GEN_DST_MAC=$SINK_MAC
+    [ "$SCENARIO" = nat ] && GEN_DST_MAC=$G1_MAC
     # Sink: XDP_DROP on the sink end. Frames are counted in its rx_packets and cost the
     # sink's stack nothing (no skb, no IP input), so the peer is all that is measured.
     spawn ip netns exec "$NS_SINK" "$BENCHLAB" hold --dev "$S0" --action drop --seconds 86400 >"$TMP/sink.out" 2>&1
@@ -169,18 +260,25 @@ sink_rx() { nsx "$NS_SINK" cat "/sys/class/net/$S0/statistics/rx_packets"; }
 PEER_PID=   # the peer's process, if it is one (for per-process CPU)
 PEER_EXTRA= # peer-specific cost figure, set by post_<peer>
 
+# The generator's traffic arguments for FLOWS: a flow count, or `new` (every frame a new
+# connection, for NEW_SECONDS).
+gen_traffic() {
+    if [ "$1" = new ]; then echo "--new-conns --flows 1"; else echo "--flows $1"; fi
+}
+
 # One measurement: offer FLOWS flows for MEAS_SECONDS, count what reaches the sink. The
 # generator itself reports CPU 0 / CPU 1 busy shares and the peer process's CPU over exactly
-# its traffic window.
+# its traffic window. In the nat scenario, the peer's conntrack entries are counted after it.
 measure() {
     local peer=$1 flows=$2 round=$3
-    local rx0 rx1 out
+    local rx0 rx1 out secs=$MEAS_SECONDS
+    [ "$flows" = new ] && secs=$NEW_SECONDS
     "pre_$peer" || true
     rx0=$(sink_rx)
-    # shellcheck disable=SC2086 # optional argument pair
-    if ! out=$(taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$flows" \
-        --seconds "$MEAS_SECONDS" --max-frames $((MEAS_SECONDS * 20000000)) \
-        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" \
+    # shellcheck disable=SC2086,SC2046 # optional argument pair, traffic arguments
+    if ! out=$(taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" $(gen_traffic "$flows") \
+        --seconds "$secs" --max-frames $((${secs%.*} * 20000000 + 20000000)) \
+        --dst-mac "$GEN_DST_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" \
         ${PEER_PID:+--peer-pid $PEER_PID} 2>&1); then
         if [ -z "$out" ] || [[ "$out" == generator=* ]]; then die "interrupted"; fi
         die "generator failed: $out"
@@ -189,25 +287,46 @@ measure() {
     rx1=$(sink_rx)
     PEER_EXTRA=-
     "post_$peer" || true
+    # nat: conntrack entries after the measurement and, for existing connections, how many of
+    # them carry the SNAT binding (the proof that every flow was tracked and translated).
+    local entries=- snat=-
+    if [ "$SCENARIO" = nat ]; then
+        entries=$("ct_count_$peer")
+        if [ "$flows" != new ]; then
+            snat=$("ct_snat_count_$peer")
+            if [ "$entries" != - ] && { [ "$entries" != "$flows" ] || [ "$snat" != "$flows" ]; }; then
+                log "WARNING $peer: $entries conntrack entries ($snat SNAT) after $flows flows, expected $flows"
+            fi
+        fi
+    fi
     awk -v peer="$peer" -v flows="$flows" -v round="$round" -v out="$out" \
-        -v rx=$((rx1 - rx0)) -v extra="$PEER_EXTRA" 'BEGIN {
+        -v rx=$((rx1 - rx0)) -v extra="$PEER_EXTRA" -v entries="$entries" -v snat="$snat" 'BEGIN {
             n = split(out, kv, /[ \n]/)
             for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
             secs = v["seconds"]; offered = v["offered"]
             loss = offered > 0 ? 100 * (offered - rx) / offered : 0
-            printf "%d\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\n", round, peer, flows,
-                offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], v["peer_cpu"], extra,
-                v["generator"]
+            # New connections: entries created per second of traffic (the table was flushed).
+            rate = (flows == "new" && entries ~ /^[0-9]+$/) ? sprintf("%.0f", entries / secs) : "-"
+            # The Linux router has no process: its forwarding is CPU 1 softirq time.
+            pcpu = peer == "router" ? v["cpu1_softirq"] : v["peer_cpu"]
+            # Frames forwarded per second of CPU used by the peer (less noisy on a busy machine).
+            percore = (pcpu ~ /^[0-9.]+$/ && pcpu > 0) ? sprintf("%.0f", rx / secs * 100 / pcpu) : "-"
+            printf "%d\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, peer,
+                flows, offered / secs, v["dev_tx_pps"], rx / secs, loss, v["cpu0"], v["cpu1"], pcpu,
+                extra, v["generator"], entries, snat, rate, percore
         }' | tee -a "$RESULTS" >&2
 }
 
-# Half a second of traffic with the largest flow count before a peer's measurements, so that
-# the first one does not include cache fills and first-packet paths.
+# Half a second of traffic (the largest flow count, or the given FLOWS / `new`) before a
+# peer's measurements, so that the first one does not include cache fills and first-packet
+# paths. In the nat scenario, the warm-up with N flows is also what creates the N connections
+# the measurement then finds (measure_nat repeats it until all N exist).
 warm_up() {
-    local most
-    most=$(echo "$FLOWS" | tr ' ' '\n' | sort -n | tail -1)
-    taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" --flows "$most" --seconds 0.5 \
-        --dst-mac "$SINK_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" >/dev/null
+    local most=${1:-}
+    [ -n "$most" ] || most=$(echo "$FLOWS" | tr ' ' '\n' | sort -n | tail -1)
+    # shellcheck disable=SC2046 # traffic arguments
+    taskset -c 0 ip netns exec "$NS_GEN" "$BENCHLAB" gen --dev "$G0" $(gen_traffic "$most") --seconds 0.5 \
+        --dst-mac "$GEN_DST_MAC" --src-ip "$SRC_IP" --dst-ip "$DST_IP" --mode "$GEN_MODE" >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +336,23 @@ write_pipeline() {
 table=0,priority=10,in_port=1 actions=goto_table:1
 table=1,priority=10,ip,nw_dst=${DST_IP%.*}.0/24 actions=goto_table:2
 table=2,priority=10,ip actions=output:2
+EOF
+}
+
+# nat: the same policy for every peer. Port 1 (G1) is the inside, port 2 (S1) the outside;
+# frames are routed like the Linux router does it: addressed to the router's MAC on the way
+# in, MACs rewritten and TTL decremented on the way out; conntrack in zone 1, SNAT of new
+# connections to PUBLIC_IP (ports kept unless they collide), invalid packets dropped; the
+# return direction goes back through the translation (un-SNAT) and only for established
+# connections. Only the inside-to-outside direction is offered.
+write_nat_pipeline() {
+    cat >"$1" <<EOF
+table=0,priority=10,ip,in_port=1,dl_dst=$G1_MAC actions=ct(commit,zone=1,nat(src=$PUBLIC_IP),table=1)
+table=0,priority=10,ip,in_port=2,dl_dst=$S1_MAC actions=ct(zone=1,nat,table=1)
+table=0,priority=0 actions=drop
+table=1,priority=10,ct_state=-inv+trk,ip,in_port=1 actions=dec_ttl,mod_dl_src:$S1_MAC,mod_dl_dst:$SINK_MAC,output:2
+table=1,priority=10,ct_state=+est+trk,ip,in_port=2 actions=dec_ttl,mod_dl_src:$G1_MAC,mod_dl_dst:$GEN_MAC,output:1
+table=1,priority=0 actions=drop
 EOF
 }
 
@@ -243,6 +379,69 @@ teardown_bridge() {
 pre_bridge() { :; }
 post_bridge() { :; }
 
+# Peer (nat): Linux router. A namespace of its own (ip_forward, conntrack and nftables of the
+# root namespace are the machine's, not ours): G1 and S1 move into it for the peer's turn
+# and back afterwards. nftables: SNAT to PUBLIC_IP on the way out, invalid packets dropped in
+# forward (the same policy as the vswitchd flows). The sink never answers: a permanent
+# neighbour entry for it. Like the bridge: GRO on G1 (a veth takes XDP-sent frames only with
+# NAPI on) and RPS to CPU 1, so the forwarding, conntrack and NAT run on the peer's CPU.
+RTR_MOVED=
+setup_router() {
+    PEER_PID=
+    ip netns add "$NS_RTR" || return 1
+    ip link set "$G1" netns "$NS_RTR" || return 1
+    RTR_MOVED=1
+    ip link set "$S1" netns "$NS_RTR" || return 1
+    nsx "$NS_RTR" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' || return 1
+    ip -n "$NS_RTR" link set lo up || return 1
+    ip -n "$NS_RTR" addr add "$RTR_IN_IP/24" dev "$G1" || return 1
+    ip -n "$NS_RTR" addr add "$PUBLIC_IP/24" dev "$S1" || return 1
+    ip -n "$NS_RTR" link set "$G1" up || return 1
+    ip -n "$NS_RTR" link set "$S1" up || return 1
+    ip -n "$NS_RTR" neigh replace "$DST_IP" lladdr "$SINK_MAC" dev "$S1" nud permanent || return 1
+    nsx "$NS_RTR" ethtool -K "$G1" gro on >/dev/null || return 1
+    nsx "$NS_RTR" sh -c "echo 2 >/sys/class/net/$G1/queues/rx-0/rps_cpus" || return 1
+    nsx "$NS_RTR" nft -f - <<EOF || return 1
+table ip benchlab_nat {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct state invalid drop
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "$S1" ip saddr ${SRC_IP%.*}.0/24 snat to $PUBLIC_IP
+    }
+}
+EOF
+    nsx "$NS_RTR" conntrack -C >/dev/null || return 1
+}
+teardown_router() {
+    local l
+    if [ -n "$RTR_MOVED" ]; then
+        [ -n "$LOGS_KEEP" ] && mkdir -p "$LOGS_KEEP" &&
+            nsx "$NS_RTR" nft list ruleset >"$LOGS_KEEP/router-ruleset.txt" 2>&1
+        for l in "$G1" "$S1"; do
+            ip -n "$NS_RTR" link set "$l" netns "$$" 2>/dev/null || true
+        done
+        RTR_MOVED=
+    fi
+    ip netns del "$NS_RTR" 2>/dev/null || true
+    # Back in the root namespace the links are down and without addresses; leave them as the
+    # other peers expect them.
+    ethtool -K "$G1" gro off 2>/dev/null || true
+    echo 0 >"/sys/class/net/$G1/queues/rx-0/rps_cpus" 2>/dev/null || true
+    ip link set "$G1" up 2>/dev/null || true
+    ip link set "$S1" up 2>/dev/null || true
+}
+pre_router() { :; }
+post_router() { :; }
+# Every conntrack call bounded in time, like the rest of the run.
+ct_flush_router() { timeout 60 ip netns exec "$NS_RTR" conntrack -F >/dev/null 2>&1; }
+ct_count_router() { timeout 30 ip netns exec "$NS_RTR" conntrack -C 2>/dev/null || echo -; }
+# Connections whose reply goes to PUBLIC_IP, i.e. source-NATed (conntrack -L prints a summary
+# line on stderr).
+ct_snat_count_router() { timeout 30 ip netns exec "$NS_RTR" conntrack -L -p udp --src-nat 2>/dev/null | grep -c "dst=$PUBLIC_IP"; }
+
 # Peer (b): the bare AF_XDP forwarder (benchlab fwd), pinned to CPU 1.
 setup_afxdp() {
     spawn taskset -c 1 "$BENCHLAB" fwd --a "$G1" --b "$S1" --seconds 3600 >"$TMP/fwd.out" 2>&1
@@ -256,6 +455,9 @@ teardown_afxdp() {
 }
 pre_afxdp() { :; }
 post_afxdp() { :; }
+ct_flush_afxdp() { :; }
+ct_count_afxdp() { echo -; }
+ct_snat_count_afxdp() { echo -; }
 
 # Peer (c): Open vSwitch userspace datapath (datapath_type=netdev), type=afxdp ports, PMD on
 # CPU 1, started privately: own database, sockets, logs and pidfiles under $TMP/ovs.
@@ -314,7 +516,7 @@ setup_ovs() {
             return 1
         fi
     done
-    write_pipeline "$OVS_DIR/flows"
+    if [ "$SCENARIO" = nat ]; then write_nat_pipeline "$OVS_DIR/flows"; else write_pipeline "$OVS_DIR/flows"; fi
     ovs_env ovs-ofctl -O OpenFlow13 del-flows "unix:$OVS_DIR/$OVS_BR.mgmt" || return 1
     ovs_env ovs-ofctl -O OpenFlow13 add-flows "unix:$OVS_DIR/$OVS_BR.mgmt" "$OVS_DIR/flows" || return 1
 }
@@ -338,6 +540,10 @@ teardown_ovs() {
     return 0
 }
 pre_ovs() { ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null; }
+ct_flush_ovs() { ovs_appctl dpctl/flush-conntrack >/dev/null; }
+ct_count_ovs() { ovs_appctl dpctl/ct-get-nconns 2>/dev/null || echo -; }
+# udp,orig=(...),reply=(src=10.250.1.1,dst=10.250.1.254,...),zone=1: source-NATed.
+ct_snat_count_ovs() { ovs_appctl dpctl/dump-conntrack 2>/dev/null | grep -c "reply=(src=[^,]*,dst=$PUBLIC_IP,"; }
 post_ovs() {
     ovs_appctl dpif-netdev/pmd-stats-show >"$TMP/pmd.txt" 2>&1 || true
     # "avg processing cycles per packet: 1234.56 (...)": the PMD's busy cycles per packet.
@@ -369,7 +575,7 @@ setup_vswitchd() {
         echo "vswitchd did not start: $(grep -m1 -i error "$VS_DIR/log" || tail -3 "$VS_DIR/log")" >&2
         return 1
     fi
-    write_pipeline "$VS_DIR/flows"
+    if [ "$SCENARIO" = nat ]; then write_nat_pipeline "$VS_DIR/flows"; else write_pipeline "$VS_DIR/flows"; fi
     "$SWCTL" --socket "$sock" add-br "$VS_BR" >&2 &&
         "$SWCTL" --socket "$sock" add-port "$VS_BR" "$G1" --type afxdp --ofport 1 >&2 &&
         "$SWCTL" --socket "$sock" add-port "$VS_BR" "$S1" --type afxdp --ofport 2 >&2 &&
@@ -395,24 +601,46 @@ post_vswitchd() {
     pk=$(vs_sum packets "$TMP/vs.json"); busy=$(vs_sum busy_ns "$TMP/vs.json")
     PEER_EXTRA=$(awk -v p="$pk" -v b="$busy" 'BEGIN { if (p > 0) printf "%.0f ns", b / p; else print "-" }')
 }
+ct_flush_vswitchd() { timeout 60 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" flush-conntrack >/dev/null; }
+ct_count_vswitchd() {
+    timeout 30 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" conntrack-stats --json 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["entries"])' 2>/dev/null || echo -
+}
+# Zone-1 connections flagged SNAT whose reply tuple goes to PUBLIC_IP.
+ct_snat_count_vswitchd() {
+    timeout 30 "$SWCTL" --socket "$VS_DIR/vswitchd.sock" dump-conntrack --zone 1 --json 2>/dev/null |
+        python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(sum(1 for e in d if e.get("snat") and e["reply"]["dst"] == sys.argv[1]))' "$PUBLIC_IP" 2>/dev/null || echo -
+}
 
 # ---------------------------------------------------------------------------------------------
 # Markdown table of medians over rounds, per (flows, peer).
 report() {
+    local f p cols="4 5 6 7 8 9 10 11" flows=$FLOWS empty="| | | | | | | |"
     echo
-    echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    local f p
-    for f in $FLOWS; do
+    if [ "$SCENARIO" = nat ]; then
+        # Columns 13-16: conntrack entries after, of which SNAT, entries created per second,
+        # forwarded per second of peer CPU.
+        cols="$cols 13 14 15 16"
+        flows="$FLOWS new"
+        empty="$empty | | | |"
+        echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer CPU % | peer busy per packet | conntrack entries after | of which SNAT | new conns/s | kpps per peer core | rounds |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    else
+        echo "| flows | peer | offered kpps | gen veth tx kpps | forwarded kpps | loss % | CPU0 % | CPU1 % | peer process CPU % | peer busy per packet | rounds |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    fi
+    for f in $flows; do
         for p in $PEERS; do
             awk -F'\t' -v f="$f" -v p="$p" '$2 == p && $3 == f' "$RESULTS" >"$TMP/sel"
             if [ ! -s "$TMP/sel" ]; then
-                echo "| $f | $p | not available | | | | | | | | 0 |"
+                echo "| $f | $p | not available $empty 0 |"
                 continue
             fi
             printf '| %s | %s' "$f" "$p"
             local col
-            for col in 4 5 6 7 8 9 10 11; do
+            for col in $cols; do
                 printf ' | %s' "$(median_col "$col" "$TMP/sel")"
             done
             printf ' | %s |\n' "$(wc -l <"$TMP/sel")"
@@ -428,11 +656,35 @@ median_col() {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             m = (n % 2) ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
-            if (col <= 6) printf "%.0f", m / 1000
+            if (col <= 6 || col == 16) printf "%.0f", m / 1000
             else if (col >= 10) printf "%.0f%s", m, (u != "" ? " " u : "")
             else if (col == 7) printf "%.1f", m
             else printf "%.0f", m
         }'
+}
+
+# nat, one peer: for each flow count, empty table, warm-up with those flows (creates the
+# connections), measurement (finds them); then new connections (warm-up, empty table, every
+# frame a new connection; the entries counted after are the connections created). Existing
+# connections first: the new-connection pass leaves ~10^6 entries to flush, and a table that
+# held that many does not look up 10 000 as fast as a fresh one (bench/LAB.md).
+measure_nat() {
+    local p=$1 r=$2 f n i
+    for f in $FLOWS; do
+        "ct_flush_$p" || log "$p: conntrack flush failed"
+        # Flows are drawn at random: a peer that got little CPU may not have seen every one
+        # in half a second. Warm up again (at most 5 times) until all N connections exist.
+        for i in 1 2 3 4 5; do
+            warm_up "$f"
+            n=$("ct_count_$p")
+            if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -ge "$f" ]; then break; fi
+        done
+        log "$p: $n conntrack entries after $i warm-up(s) with $f flows"
+        measure "$p" "$f" "$r"
+    done
+    warm_up new
+    "ct_flush_$p" || log "$p: conntrack flush failed"
+    measure "$p" new "$r"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -443,10 +695,12 @@ main() {
     if [[ " $PEERS " == *" ovs "* ]] && ! find_ovs >"$TMP/find_ovs.log" 2>&1; then
         UNAVAILABLE[ovs]=$(cat "$TMP/find_ovs.log")
     fi
+    if [ "$SCENARIO" = nat ] && [[ " $PEERS " == *" router "* ]]; then raise_ct_sysctls; fi
     setup_topology
-    log "run $P: ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
+    log "run $P: scenario $SCENARIO, ${MEAS_SECONDS}s x $ROUNDS rounds, flows: $FLOWS, peers: $PEERS"
+    [ "$SCENARIO" = nat ] && log "nat: new connections for ${NEW_SECONDS}s first, SNAT to $PUBLIC_IP"
     log "generator (mode $GEN_MODE) on CPU 0; peer on CPU 1; sink: XDP_DROP"
-    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator"
+    log "round peer flows offered_pps gen_veth_tx_pps forwarded_pps loss% cpu0% cpu1% peer_cpu% peer_cost generator ct_entries ct_snat new_conns_per_s fwd_pps_per_peer_core"
     : >"$RESULTS"
     for r in $(seq "$ROUNDS"); do
         for p in $PEERS; do
@@ -462,8 +716,12 @@ main() {
                 continue
             fi
             sleep 0.5 # ports up, programs attached, PMD polling
-            warm_up
-            for f in $FLOWS; do measure "$p" "$f" "$r"; done
+            if [ "$SCENARIO" = nat ]; then
+                measure_nat "$p" "$r"
+            else
+                warm_up
+                for f in $FLOWS; do measure "$p" "$f" "$r"; done
+            fi
             "teardown_$p"
             CURRENT_PEER=
         done

@@ -112,6 +112,13 @@
 //! to four extra lock round trips per NAT creation, none per packet of an existing one
 //! except the remote hop for replies.
 //!
+//! **Port blocks.** A request may carry a [`PortBlocks`] layout ([`NatRequest::block`],
+//! the flow language's `nat(src=pool:NAME)`): the ports tried are then the block of the
+//! connection's source address — RFC 7422's deterministic NAT, so every node with the same
+//! layout agrees on which inside host a public port belongs to, see [`blocks`]. The allocator
+//! is the one above, restricted; a full block, or a source outside the layout's inside
+//! prefix, is `nat_exhausted`.
+//!
 //! **ICMP errors.** An error's key is the reverse of the packet it quotes, as seen on the
 //! error's side, so an error about a translated packet finds its connection like a reply
 //! does. For a NATed connection the verdict carries `rewrite` for the *outer* header
@@ -196,6 +203,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod config;
 pub mod expiry;
 pub mod filter;
@@ -209,6 +217,7 @@ pub mod tcp;
 pub mod tuple;
 pub mod udp;
 
+pub use blocks::{BlockError, PortBlocks, MIN_BLOCK};
 pub use config::{Config, InvalidAction, Profile, Timeouts, ZoneConfig};
 pub use filter::{FilterError, TupleFilter};
 pub use nat::{NatKind, NatRequest, NatVerdict, Rewrite};

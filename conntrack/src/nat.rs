@@ -36,6 +36,11 @@ pub struct NatRequest {
     pub persistent: bool,
     /// Hash-based start (the default; accepted for compatibility, same as no flag).
     pub hash: bool,
+    /// Shared-address SNAT with deterministic port blocks (`nat(src=pool:NAME)`): the port
+    /// range tried is the block of the connection's source address in this layout (which
+    /// replaces `ports`); a source outside the layout's inside prefix gets no translation
+    /// (`nat_exhausted`). Source NAT of IPv4 only. See [`crate::blocks`].
+    pub block: Option<crate::blocks::PortBlocks>,
 }
 
 impl NatRequest {
@@ -162,6 +167,9 @@ fn u128_addr(v6: bool, x: u128) -> IpAddr {
 pub(crate) enum BadRequest {
     /// Address family of the range differs from the packet's, or min > max.
     Range,
+    /// A port-block request for a source outside the blocks' inside prefix: no translation
+    /// exists for it (reported as exhaustion).
+    NoBlock,
 }
 
 /// The ordered candidate translations of one connection.
@@ -218,12 +226,19 @@ impl Candidates {
         };
         let icmp = is_icmp(orig.proto);
         let ports = icmp || has_ports(orig.proto);
+        let req_ports = match (&req.block, orig.src) {
+            (None, _) => req.ports,
+            (Some(b), IpAddr::V4(src)) if kind == NatKind::Src => {
+                Some(b.block_of(src).ok_or(BadRequest::NoBlock)?)
+            }
+            (Some(_), _) => return Err(BadRequest::Range),
+        };
         // ICMP: the id is the "port", and it sits in `sport` in both directions; DNAT changes
         // it only as a fallback (a DNAT'd echo keeps its id unless it collides).
         let mut port_ranges = [(0u16, 0u32, 0u32); 2];
         let n;
         let own = if icmp { orig.sport } else { own_port };
-        match req.ports {
+        match req_ports {
             Some((pmin, pmax)) if ports && pmin <= pmax => {
                 let count = u32::from(pmax - pmin) + 1;
                 port_ranges[0] = (pmin, count, (port_key % u64::from(count)) as u32);

@@ -577,6 +577,7 @@ fn request() -> impl Strategy<Value = Option<NatRequest>> {
                 random,
                 persistent,
                 hash: false,
+                block: None,
             })),
     ]
 }
@@ -627,4 +628,76 @@ proptest! {
         keys_unique(&ct);
         prop_assert!(ct.len() <= 40);
     }
+}
+
+/// Shared-address SNAT through port blocks: each inside host's connections get ports of its
+/// own block only, collision-free, and a full block is exhausted and counted like any range.
+#[test]
+fn port_blocks_restrict_allocation_and_exhaust_per_host() {
+    let ct = Conntrack::default();
+    let public = ip("203.0.113.7");
+    // A /30 over 64 * 4 ports: 64 ports per host, 4000-4255.
+    let blocks = PortBlocks::new("10.0.0.0".parse().unwrap(), 30, 4000, 4255).unwrap();
+    let req = NatRequest {
+        block: Some(blocks),
+        ..NatRequest::snat(public)
+    };
+    let server = ip("198.51.100.1");
+    for host in 0..4u8 {
+        let src = IpAddr::from([10, 0, 0, host]);
+        let (first, last) = blocks.block(u32::from(host)).unwrap();
+        let mut ports = HashSet::new();
+        // 64 connections fill the block (the first keeps nothing of the original port: 40000
+        // is not in the block).
+        for i in 0..64u16 {
+            let v = ct.process_nat(&syn(src, 40000 + i, server, 80), 0, true, Some(&req));
+            assert_eq!(v.verdict.state, TRK | NEW | SNAT, "host {host} conn {i}");
+            let (a, p) = v.rewrite.unwrap().src.unwrap();
+            let p = p.unwrap();
+            assert_eq!(a, public);
+            assert!((first..=last).contains(&p), "{p} outside {first}-{last}");
+            assert_eq!(
+                blocks.owner(p),
+                Some(std::net::Ipv4Addr::from([10, 0, 0, host]))
+            );
+            assert!(ports.insert(p), "port {p} given twice");
+        }
+        // The 65th has no free port left in its block: refused and counted, even though
+        // other hosts' blocks have room.
+        let v = ct.process_nat(&syn(src, 50000, server, 80), 0, true, Some(&req));
+        assert_eq!(v.verdict.invalid, Some(InvalidReason::NatExhausted));
+        assert!(v.rewrite.is_none());
+    }
+    assert_eq!(ct.invalid_count(InvalidReason::NatExhausted), 4);
+    assert!(ct.event_counters().contains(&("nat_exhausted", 4)));
+    // A source outside the inside prefix has no block: no translation, counted the same way.
+    let v = ct.process_nat(&syn(ip("10.0.0.9"), 1, server, 80), 0, true, Some(&req));
+    assert_eq!(v.verdict.invalid, Some(InvalidReason::NatExhausted));
+    assert_eq!(ct.invalid_count(InvalidReason::NatExhausted), 5);
+    // A reply to a translated port finds its connection (an ordinary NAT binding).
+    let e = ct.entries(None, 0).into_iter().next().unwrap();
+    let back = tcp(
+        e.reply.src,
+        e.reply.sport,
+        e.reply.dst,
+        e.reply.dport,
+        SYN | ACK,
+        7,
+        1001,
+    );
+    let v = ct.process_nat(&back, 0, true, Some(&NatRequest::bare()));
+    assert_eq!(v.verdict.state & (EST | RPL), EST | RPL);
+    assert_eq!(
+        v.rewrite.unwrap().dst,
+        Some((e.original.src, Some(e.original.sport)))
+    );
+    keys_unique(&ct);
+    // ICMP echo ids are drawn from the block too; IPv6 packets cannot use an IPv4 layout.
+    let echo = PacketInfo::icmp(0, ip("10.0.0.2"), server, 8, 0, 77, None);
+    let v = ct.process_nat(&echo, 0, true, Some(&req));
+    let id = v.rewrite.unwrap().icmp_id.unwrap();
+    assert_eq!(blocks.owner(id), Some("10.0.0.2".parse().unwrap()));
+    let v6 = syn(ip("fd00::2"), 1000, ip("fd00::1"), 80);
+    let v = ct.process_nat(&v6, 0, true, Some(&req));
+    assert_eq!(v.verdict.invalid, Some(InvalidReason::Malformed));
 }

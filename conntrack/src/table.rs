@@ -702,6 +702,34 @@ impl Conntrack {
         commit: bool,
         nat: Option<&NatRequest>,
     ) -> NatVerdict {
+        self.process_inner(pkt, now_ms, commit, nat, false)
+    }
+
+    /// [`Conntrack::process_nat`] for a packet this tracker already saw in the same zone: a
+    /// `ct(commit,...)` after a `ct(zone=Z,table=T)` recirculation. Its connection, if it has
+    /// one, is not tracked a second time — no state transition, no packet or byte counted
+    /// twice, no timeout restarted — only the verdict (state bits, mark, label, the NAT
+    /// rewrite of a NATed connection) is given again; one it did not find then (a new,
+    /// uncommitted connection) is created on `commit` as usual. Open vSwitch does the same
+    /// (the kernel datapath's `skb_nfct_cached`, the userspace one's `process_one_fast`).
+    pub fn process_nat_again(
+        &self,
+        pkt: &PacketInfo,
+        now_ms: u64,
+        commit: bool,
+        nat: Option<&NatRequest>,
+    ) -> NatVerdict {
+        self.process_inner(pkt, now_ms, commit, nat, true)
+    }
+
+    fn process_inner(
+        &self,
+        pkt: &PacketInfo,
+        now_ms: u64,
+        commit: bool,
+        nat: Option<&NatRequest>,
+        again: bool,
+    ) -> NatVerdict {
         let now = secs(now_ms);
         let plain = |verdict| NatVerdict {
             verdict,
@@ -722,7 +750,7 @@ impl Conntrack {
         let mut first = true;
         let mut early_dropped = false;
         for _ in 0..MAX_RETRIES {
-            let step = match self.try_process(pkt, now, commit, first, nat) {
+            let step = match self.try_process(pkt, now, commit, first, nat, again) {
                 Step::CreateNat {
                     proto_state,
                     cfg,
@@ -786,6 +814,7 @@ impl Conntrack {
         commit: bool,
         first: bool,
         nat: Option<&NatRequest>,
+        again: bool,
     ) -> Step {
         let tuple = pkt.tuple();
         let home = self.shard_of(&tuple);
@@ -814,7 +843,12 @@ impl Conntrack {
                     expired.push(shard.remove(slot));
                 } else {
                     let was_one_sided = e.one_sided();
-                    let res = update(e, dir, pkt, cfg.profile);
+                    // Seen already (`again`): the verdict only, nothing updated twice.
+                    let res = if again {
+                        Ok(Outcome::Accept)
+                    } else {
+                        update(e, dir, pkt, cfg.profile)
+                    };
                     let one_sided = e.one_sided();
                     if one_sided != was_one_sided {
                         if one_sided {
@@ -836,14 +870,16 @@ impl Conntrack {
                             reopened = true;
                         }
                         Ok(Outcome::Accept) => {
-                            let d = dir.idx();
-                            e.packets[d] += 1;
-                            e.bytes[d] += u64::from(pkt.len);
-                            e.last_seen = now;
-                            if dir == Dir::Reply {
-                                e.flags |= F_SEEN_REPLY;
+                            if !again {
+                                let d = dir.idx();
+                                e.packets[d] += 1;
+                                e.bytes[d] += u64::from(pkt.len);
+                                e.last_seen = now;
+                                if dir == Dir::Reply {
+                                    e.flags |= F_SEEN_REPLY;
+                                }
+                                e.timeout = e.compute_timeout(&cfg);
                             }
-                            e.timeout = e.compute_timeout(&cfg);
                             let mut state = ct_state::TRK;
                             state |= match (dir, e.flags & F_SEEN_REPLY != 0) {
                                 (Dir::Reply, _) => ct_state::EST | ct_state::RPL,
@@ -971,7 +1007,13 @@ impl Conntrack {
         let token = (counter as u32) | 1; // never 0, so a bug cannot alias gen 0
         let cands = match Candidates::new(&tuple, req, kind, self.seed, nat::mix(counter)) {
             Ok(c) => c,
-            Err(_) => {
+            Err(nat::BadRequest::NoBlock) => {
+                // The pool has no block for this source: exhausted, as a full block is.
+                self.limits.release(pkt.zone);
+                self.stats.event(Event::NatExhausted, 1);
+                return Step::done(self.invalid(pkt.zone, InvalidReason::NatExhausted));
+            }
+            Err(nat::BadRequest::Range) => {
                 self.limits.release(pkt.zone);
                 return Step::done(self.invalid(pkt.zone, InvalidReason::Malformed));
             }

@@ -944,3 +944,41 @@ proptest! {
         prop_assert_eq!(total as usize, ct.len());
     }
 }
+
+/// `ct(zone=Z,table=T)` then `ct(commit,zone=Z)` on the same packet (the usual flow pattern,
+/// S1's network node among them): the second pass gives the verdict again without tracking
+/// the packet twice — no double count of an unreplied UDP stream or ICMP echo, no second TCP
+/// state transition — and a connection the first pass did not find is created by the commit.
+#[test]
+fn a_packet_tracked_again_in_its_zone_is_counted_once() {
+    let ct = Conntrack::default();
+    let (a, b) = (ip("192.168.111.210"), ip("192.168.111.223"));
+    let q = PacketInfo::udp(0, a, b, 40000, 5001);
+    for (i, now) in [(1u64, 0), (2, S), (3, 2 * S)] {
+        // ct(table=1): the first datagram finds nothing, the later ones their entry.
+        let v = ct.process(&q, now, false);
+        assert_eq!(v.state, TRK | NEW, "{v:?}");
+        // ct(commit) in table 1, the same datagram.
+        let v = ct.process_nat_again(&q, now, true, None).verdict;
+        assert_eq!(v.state, TRK | NEW, "{v:?}");
+        assert!(v.entry.is_some(), "committed");
+        let e = &ct.entries(None, now)[0];
+        assert_eq!(e.packets, [i, 0], "datagram {i} counted once");
+    }
+    assert_eq!(ct.len(), 1);
+
+    // TCP: the state machine runs once per segment; an established connection's counters
+    // and the reply flag are untouched by the second pass.
+    let ct = Conntrack::default();
+    let mut c = Tcp::new(&ct, "192.168.111.210", "192.168.111.223");
+    c.handshake(0);
+    let seg = c.seg(true, ACK | PSH, c.cseq, c.sseq, 100);
+    assert_eq!(ct.process(&seg, S, false).state, TRK | EST);
+    let v = ct.process_nat_again(&seg, S, true, None).verdict;
+    assert_eq!(v.state, TRK | EST, "{v:?}");
+    let e = &ct.entries(None, S)[0];
+    assert_eq!(e.packets, [3, 1], "SYN, ACK, data; SYN-ACK");
+    // Without `again`, the same call counts a packet (what the datapath did before).
+    ct.process(&seg, S, true);
+    assert_eq!(ct.entries(None, S)[0].packets, [4, 1]);
+}

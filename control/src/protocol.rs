@@ -93,6 +93,9 @@ pub enum Command {
         kind: PortType,
         /// OpenFlow port number; the lowest free one when `None`.
         ofport: Option<u32>,
+        /// Options of a tunnel port (`kind` = `vxlan`); absent for other kinds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tunnel: Option<TunnelOptions>,
     },
     /// Detach a port.
     DelPort {
@@ -142,6 +145,34 @@ pub enum Command {
     },
     /// Conntrack counters: entries, per-zone counts and limits, invalid packets by reason.
     ConntrackStats,
+    /// Add a floating IP: a stateless 1:1 mapping FIP <-> fixed IP (IPv4 only) used by the
+    /// `fip_dnat`, `fip_snat` and `fip_arp` actions. Addresses travel as text, so the daemon's
+    /// errors name the token as written.
+    AddFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+        /// The fixed IP it maps to.
+        fixed: String,
+        /// MAC `fip_arp` answers with (none: ARP for the FIP is never answered).
+        mac: Option<String>,
+        /// `centralized` (default: this node owns the FIP, claimed through the claim store) or
+        /// `distributed` (translates only, owns nothing).
+        mode: Option<String>,
+    },
+    /// Remove a floating IP (its claim is released).
+    DelFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+    },
+    /// List a bridge's floating IPs with their claim status and counters.
+    DumpFips {
+        /// Bridge name.
+        bridge: String,
+    },
     /// Configure a conntrack zone.
     SetCtZone {
         /// Zone.
@@ -150,6 +181,44 @@ pub enum Command {
         /// `invalid=flows|drop|untracked`, `limit=N`,
         /// `timeout.NAME=SECONDS` (parsed by the daemon so errors come from one place).
         settings: Vec<String>,
+    },
+    /// Check the floating IPs configured on this node against the ownership store: claim
+    /// status, holder, every node's mapping, and problems.
+    FipCheck,
+    /// Add a shared-address SNAT pool: `public` shared by the addresses of `inside`, each
+    /// owning a deterministic block of the port range (`nat(src=pool:NAME)`,
+    /// `snat_pool_owner(NAME)->DST`). Text as written, so the daemon's errors name the token.
+    AddSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+        /// The public IPv4 address.
+        public: String,
+        /// The inside prefix, `A.B.C.D/LEN`.
+        inside: String,
+        /// Port range `LO-HI` (default 1024-65535).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ports: Option<String>,
+    },
+    /// Remove an SNAT pool.
+    DelSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+    },
+    /// List a bridge's SNAT pools (block size, unused tail) and, on request, the block of an
+    /// inside address and the owner of a public port.
+    DumpSnatPools {
+        /// Bridge name.
+        bridge: String,
+        /// Show the block of this inside address in each pool that has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_addr: Option<String>,
+        /// Show which inside address owns this public port in each pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_of: Option<u16>,
     },
 }
 
@@ -163,6 +232,22 @@ pub enum PortType {
     Afxdp,
     /// AF_PACKET or fail.
     Afpacket,
+    /// VXLAN tunnel port (a logical name; options in [`TunnelOptions`]).
+    Vxlan,
+}
+
+/// `add-port --type vxlan` options, as typed: the daemon validates them (an error names the
+/// option and the value) so every client gets the same checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelOptions {
+    /// `--local IP`: local VTEP address (the daemon's UDP socket is bound to it).
+    pub local: Option<String>,
+    /// `--remote IP|flow`: remote VTEP, or `flow` (the packet's `tun_dst`).
+    pub remote: Option<String>,
+    /// `--key N|flow`: the VNI, or `flow` (any VNI in, the packet's `tun_id` out).
+    pub key: Option<String>,
+    /// `--dst-port P`: UDP port (default 4789).
+    pub dst_port: Option<u16>,
 }
 
 impl PortType {
@@ -172,6 +257,7 @@ impl PortType {
             PortType::Auto => "auto",
             PortType::Afxdp => "afxdp",
             PortType::Afpacket => "afpacket",
+            PortType::Vxlan => "vxlan",
         }
     }
 
@@ -181,6 +267,7 @@ impl PortType {
             "auto" => Some(PortType::Auto),
             "afxdp" => Some(PortType::Afxdp),
             "afpacket" => Some(PortType::Afpacket),
+            "vxlan" => Some(PortType::Vxlan),
             _ => None,
         }
     }
@@ -278,6 +365,133 @@ pub enum Reply {
     },
     /// Conntrack counters.
     ConntrackStats(CtStatsDump),
+    /// Floating IPs (`dump-fips`; `add-fip` answers with the one added).
+    Fips {
+        /// By address.
+        fips: Vec<FipDump>,
+    },
+    /// FIP ownership check.
+    FipCheck(FipCheckReport),
+    /// SNAT pools (`dump-snat-pools`; `add-snat-pool` answers with the one added).
+    SnatPools {
+        /// By name.
+        pools: Vec<SnatPoolDump>,
+    },
+}
+
+/// One SNAT pool in `dump-snat-pools`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnatPoolDump {
+    /// Pool name.
+    pub name: String,
+    /// The public address.
+    pub public: String,
+    /// The inside prefix.
+    pub inside: String,
+    /// First port of the range.
+    pub port_lo: u16,
+    /// Last port of the range.
+    pub port_hi: u16,
+    /// Inside addresses (blocks).
+    pub addresses: u64,
+    /// Ports per inside address.
+    pub block_size: u32,
+    /// Ports at the end of the range no block covers (`LO-HI`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused: Option<String>,
+    /// `--for IP`: that address's block `(first, last)` (absent: not asked, or not inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<(String, u16, u16)>,
+    /// `--owner-of PORT`: the inside address owning that port (absent: not asked, or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(u16, String)>,
+    /// Packets whose `ct(nat(src=pool:NAME))` used this pool (first packets of connections
+    /// and packets of the megaflows that carry them).
+    pub nat_packets: u64,
+    /// Packets `snat_pool_owner(NAME)` found an owner for.
+    pub owner_lookups: u64,
+}
+
+/// One floating IP in `dump-fips`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipDump {
+    /// The floating IP.
+    pub fip: String,
+    /// The fixed IP.
+    pub fixed: String,
+    /// The MAC ARP is answered with, if any.
+    pub mac: Option<String>,
+    /// `centralized` or `distributed`.
+    pub mode: String,
+    /// The claim status from the claim store (`standalone`, `pending`, `owned`,
+    /// `refused: held by NODE`, `lost: REASON`, `not claimed (distributed)`).
+    pub status: String,
+    /// Whether the datapath acts as the owner now (answers ARP for it).
+    pub owner: bool,
+    /// Packets (and bytes) translated by `fip_dnat`: to the FIP, towards the fixed IP.
+    pub dnat_packets: u64,
+    /// Bytes translated by `fip_dnat`.
+    pub dnat_bytes: u64,
+    /// Packets translated by `fip_snat`: from the fixed IP, out as the FIP.
+    pub snat_packets: u64,
+    /// Bytes translated by `fip_snat`.
+    pub snat_bytes: u64,
+    /// ARP requests answered by `fip_arp`.
+    pub arp_replies: u64,
+}
+
+/// `fip-check`: this node's floating IPs as the ownership store sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipCheckReport {
+    /// The store's description (`standalone …` or `etcd URL as NODE …`).
+    pub store: String,
+    /// Whether ownership is checked across nodes (false: standalone).
+    pub distributed: bool,
+    /// Claims of this node another node's claim refused.
+    pub claims_refused: u64,
+    /// Leases this node lost (expired, or not refreshed for a whole TTL).
+    pub leases_lost: u64,
+    /// One entry per FIP configured on this node, by address.
+    pub fips: Vec<FipCheckEntry>,
+    /// Every problem found, one line each (the store's first); empty when all is well.
+    pub problems: Vec<String>,
+    /// The report as `swctl fip-check` prints it (made by the daemon, as `trace`'s text is).
+    pub text: String,
+}
+
+/// One FIP in `fip-check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipCheckEntry {
+    /// The floating IP.
+    pub fip: String,
+    /// This node's mapping.
+    pub mapping: FipMapping,
+    /// This node's claim status: `owned`, `refused`, `pending`, `lost`, `standalone`,
+    /// `not-claimed`.
+    pub status: String,
+    /// The holder (refused) or the reason (lost).
+    pub detail: Option<String>,
+    /// Whether this node acts as the FIP's owner.
+    pub owns: bool,
+    /// The node holding the claim, as the store knows it.
+    pub holder: Option<String>,
+    /// Every node's published mapping, this node's included.
+    pub mappings: Vec<FipMapping>,
+    /// This FIP's problems.
+    pub problems: Vec<String>,
+}
+
+/// One node's mapping of a FIP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipMapping {
+    /// Node id.
+    pub node: String,
+    /// Bridge carrying it there.
+    pub bridge: String,
+    /// Fixed IP it maps to.
+    pub fixed: String,
+    /// `centralized` or `distributed`.
+    pub mode: String,
 }
 
 /// One direction of a connection.
@@ -420,6 +634,9 @@ pub struct FdbDump {
     pub mac: String,
     /// Seconds since last seen.
     pub age: u64,
+    /// Remote VTEP the MAC was learned behind (tunnel ports); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote: String,
 }
 
 /// One worker's accounting, like `ovs-appctl dpif-netdev/pmd-stats-show`.
@@ -459,6 +676,9 @@ pub struct ShowInfo {
     /// Conntrack zones configured with `set-ct-zone`: profile, invalid action, limit.
     #[serde(default)]
     pub ct_zones: Vec<CtZoneDump>,
+    /// Where FIP ownership is decided (the claim store's description).
+    #[serde(default)]
+    pub fip_store: Option<String>,
 }
 
 /// One bridge in `show`.

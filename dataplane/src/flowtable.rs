@@ -41,6 +41,7 @@
 
 use crate::classifier::{rule_order, Classifier};
 use crate::key::{FlowKey, MaskedKey};
+use crate::xlate::{FipTable, SnatPoolTable};
 use control::flow::ast::{Action, FlowSpec, Match, OutputPort};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,6 +366,10 @@ fn table_ids(table: Option<u8>) -> std::ops::Range<usize> {
 pub struct Pipeline {
     tables: Vec<Arc<Table>>,
     version: u64,
+    /// The bridge's floating IPs (`fip_*` actions), versioned with the tables.
+    fips: Arc<FipTable>,
+    /// The bridge's SNAT pools (`nat(src=pool:..)`, `snat_pool_owner`), versioned likewise.
+    snat_pools: Arc<SnatPoolTable>,
 }
 
 impl Default for Pipeline {
@@ -372,6 +377,8 @@ impl Default for Pipeline {
         Pipeline {
             tables: (0..N_TABLES).map(|_| Arc::new(Table::default())).collect(),
             version: 0,
+            fips: Arc::default(),
+            snat_pools: Arc::default(),
         }
     }
 }
@@ -381,6 +388,23 @@ impl Pipeline {
     #[inline]
     pub fn table(&self, id: u8) -> &Table {
         &self.tables[id as usize % N_TABLES]
+    }
+
+    /// The floating IPs the `fip_*` actions of this version use.
+    #[inline]
+    pub fn fips(&self) -> &FipTable {
+        &self.fips
+    }
+
+    /// The same, shared.
+    pub fn fips_arc(&self) -> &Arc<FipTable> {
+        &self.fips
+    }
+
+    /// The SNAT pools of this version.
+    #[inline]
+    pub fn snat_pools(&self) -> &SnatPoolTable {
+        &self.snat_pools
     }
 
     /// Version number (increments with every published edit).
@@ -399,6 +423,8 @@ impl Pipeline {
             next: Pipeline {
                 tables: self.tables.clone(),
                 version: self.version + 1,
+                fips: self.fips.clone(),
+                snat_pools: self.snat_pools.clone(),
             },
         }
     }
@@ -443,6 +469,17 @@ impl PipelineEdit {
     /// The tables as edited so far.
     pub fn pipeline(&self) -> &Pipeline {
         &self.next
+    }
+
+    /// Replace the floating-IP table (a FIP or ownership change publishes a new version, so
+    /// every cached decision taken under the old table is dropped).
+    pub fn set_fips(&mut self, fips: Arc<FipTable>) {
+        self.next.fips = fips;
+    }
+
+    /// Replace the SNAT pool table (a pool change publishes a new version, like a FIP change).
+    pub fn set_snat_pools(&mut self, pools: Arc<SnatPoolTable>) {
+        self.next.snat_pools = pools;
     }
 
     fn table_mut(&mut self, id: usize) -> &mut Table {

@@ -215,7 +215,7 @@ fn forward_in_place(src: &mut OpenedPort, dst: &mut OpenedPort) -> usize {
                 assert!(b.headroom() >= 64, "lent frame without headroom");
                 // A tag's worth pushed and pulled again: the frame is unchanged.
                 assert!(b.push_front(4) && b.pull_front(4));
-                out.stage(b.data());
+                out.stage(b.data(), None);
             }
         });
     }

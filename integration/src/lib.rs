@@ -3,7 +3,11 @@
 //! [`Daemon`] starts `vswitchd` on a private socket in a private temporary directory and stops
 //! it by PID when dropped (also when the test panics), so tests never touch a system daemon and
 //! never leave one behind. [`swctl`] runs the CLI against it and returns what a user would see.
+//! [`DaemonBuilder::netns`] starts it inside a network namespace (`ip netns exec NS vswitchd`,
+//! which execs, so the PID is still the daemon's own); its socket is a path in the shared
+//! filesystem, so `swctl` reaches it from anywhere.
 
+pub mod etcd;
 pub mod lab;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +86,7 @@ pub struct Daemon {
     db: Option<PathBuf>,
     log_level: String,
     options: Vec<String>,
+    netns: Option<String>,
     _dir: TempDir,
 }
 
@@ -92,9 +97,17 @@ pub struct DaemonBuilder {
     db: bool,
     log_level: String,
     options: Vec<String>,
+    netns: Option<String>,
 }
 
 impl DaemonBuilder {
+    /// Run the daemon inside network namespace `ns` (a lab "node"): its ports are that
+    /// namespace's interfaces and its tunnel sockets bind there.
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_owned());
+        self
+    }
+
     /// Keep the configuration database in a file inside the daemon's temp dir (`--db`), so
     /// [`Daemon::restart`] finds it.
     pub fn with_db(mut self) -> Self {
@@ -140,6 +153,7 @@ impl DaemonBuilder {
             db,
             log_level: self.log_level,
             options: self.options,
+            netns: self.netns,
             _dir: dir,
         };
         d.spawn();
@@ -192,6 +206,7 @@ impl Daemon {
             db: false,
             log_level: "debug".to_owned(),
             options: Vec::new(),
+            netns: None,
         }
     }
 
@@ -214,7 +229,17 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let mut cmd = Command::new(bin_dir().join("vswitchd"));
+        let vswitchd = bin_dir().join("vswitchd");
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the command after entering the namespace: the child's PID
+            // is vswitchd's, so stopping it by PID works as for a daemon in the root namespace.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&vswitchd);
+                c
+            }
+            None => Command::new(&vswitchd),
+        };
         cmd.arg("--socket")
             .arg(&self.socket)
             .arg("--log-level")

@@ -158,6 +158,9 @@ fn spawned_processes_die_with_their_guard_and_namespace() {
     let guarded = ns.spawn(&["sleep", "30"]);
     let pid = guarded.pid();
     assert!(pid_alive(pid));
+    // `ip netns exec` enters the namespace and then execs: until it has, the namespace has no
+    // process (seen under load), so wait for it to appear before comparing.
+    integration::lab::cmd::eventually(Duration::from_secs(5), || !ns.pids().is_empty());
     assert_eq!(
         ns.pids(),
         vec![pid],

@@ -1,11 +1,12 @@
 //! CPU accounting over exactly the generator's traffic window: busy share of CPU 0 and CPU 1
 //! from /proc/stat (kernel peers such as the bridge show up only there) and the peer
-//! process's utime+stime from /proc/PID/stat (all its threads).
+//! process's utime+stime from /proc/PID/stat (all its threads). CPU 1's softirq share is
+//! reported apart: a kernel router's forwarding runs there in softirq (see `bench/LAB.md`).
 
 use std::fs;
 
-/// (busy, total) jiffies of each CPU, indexed by CPU number.
-fn cpu_jiffies() -> Vec<(u64, u64)> {
+/// (busy, total, softirq) jiffies of each CPU, indexed by CPU number.
+fn cpu_jiffies() -> Vec<(u64, u64, u64)> {
     let Ok(s) = fs::read_to_string("/proc/stat") else {
         return Vec::new();
     };
@@ -20,7 +21,7 @@ fn cpu_jiffies() -> Vec<(u64, u64)> {
             let get = |i: usize| v.get(i).copied().unwrap_or(0);
             // user nice system idle iowait irq softirq steal
             let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-            (busy, busy + get(3) + get(4))
+            (busy, busy + get(3) + get(4), get(6))
         })
         .collect()
 }
@@ -35,7 +36,7 @@ fn proc_ticks(pid: u32) -> Option<u64> {
 }
 
 pub struct Snapshot {
-    cpus: Vec<(u64, u64)>,
+    cpus: Vec<(u64, u64, u64)>,
     peer: Option<u64>,
 }
 
@@ -46,14 +47,19 @@ pub fn snapshot(peer: Option<u32>) -> Snapshot {
     }
 }
 
-/// "cpu0=.. cpu1=.. peer_cpu=.." (percent; "-" when unknown) between two snapshots.
+/// "cpu0=.. cpu1=.. cpu1_softirq=.. peer_cpu=.." (percent; "-" when unknown) between two
+/// snapshots.
 pub fn report(a: &Snapshot, b: &Snapshot, wall_secs: f64, ticks_per_sec: u64) -> String {
-    let share = |i: usize| match (a.cpus.get(i), b.cpus.get(i)) {
+    let pct = |i: usize, field: fn(&(u64, u64, u64)) -> u64| match (a.cpus.get(i), b.cpus.get(i)) {
         (Some(x), Some(y)) if y.1 > x.1 => {
-            format!("{:.0}", 100.0 * (y.0 - x.0) as f64 / (y.1 - x.1) as f64)
+            format!(
+                "{:.0}",
+                100.0 * (field(y) - field(x)) as f64 / (y.1 - x.1) as f64
+            )
         }
         _ => "-".to_string(),
     };
+    let share = |i: usize| pct(i, |c| c.0);
     let peer = match (a.peer, b.peer) {
         (Some(x), Some(y)) if wall_secs > 0.0 => {
             format!(
@@ -63,5 +69,11 @@ pub fn report(a: &Snapshot, b: &Snapshot, wall_secs: f64, ticks_per_sec: u64) ->
         }
         _ => "-".to_string(),
     };
-    format!("cpu0={} cpu1={} peer_cpu={}", share(0), share(1), peer)
+    format!(
+        "cpu0={} cpu1={} cpu1_softirq={} peer_cpu={}",
+        share(0),
+        share(1),
+        pct(1, |c| c.2),
+        peer
+    )
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Args {
     pub dev: String,
     pub flows: u32,
+    /// Every frame a new UDP 5-tuple (random source and destination ports) instead of `flows`.
+    pub new_conns: bool,
     pub seconds: f64,
     pub max_frames: u64,
     pub batch: u32,
@@ -59,6 +61,11 @@ pub fn run(a: &Args, mode: Mode) -> Result<()> {
             a.batch
         );
     }
+    if a.new_conns && mode == Mode::Packet {
+        bail!(
+            "--new-conns needs live frames (the AF_PACKET sender cycles through prebuilt frames)"
+        );
+    }
     let ifindex = netif::ifindex(&a.dev)?;
     let src_mac = netif::mac(&a.dev)?;
     let stop = Stop::new(Duration::from_secs_f64(a.seconds))?;
@@ -69,7 +76,7 @@ pub fn run(a: &Args, mode: Mode) -> Result<()> {
         Mode::Packet => ("af-packet", packet(a, ifindex, src_mac, &stop)?),
         Mode::Live | Mode::Auto => match live(a, ifindex, src_mac, &stop) {
             Ok(n) => ("xdp-live-frames", n),
-            Err(e) if mode == Mode::Auto && e.unavailable => {
+            Err(e) if mode == Mode::Auto && e.unavailable && !a.new_conns => {
                 eprintln!(
                     "benchlab gen: live frames unavailable ({}); falling back to AF_PACKET",
                     e.err
@@ -83,9 +90,13 @@ pub fn run(a: &Args, mode: Mode) -> Result<()> {
     let cpu1 = cpu::snapshot(a.peer_pid);
     let tx = netif::counter(&a.dev, "tx_packets")? - tx0;
     // One line of key=value pairs for the runner.
+    let flows = if a.new_conns {
+        "new".to_string()
+    } else {
+        a.flows.to_string()
+    };
     println!(
-        "generator={name} flows={} offered={} seconds={:.3} offered_pps={:.0} dev_tx_packets={} dev_tx_pps={:.0} {}",
-        a.flows,
+        "generator={name} flows={flows} offered={} seconds={:.3} offered_pps={:.0} dev_tx_packets={} dev_tx_pps={:.0} {}",
         offered,
         secs,
         offered as f64 / secs,
@@ -106,7 +117,9 @@ struct LiveError {
 fn live(a: &Args, ifindex: u32, src_mac: [u8; 6], stop: &Stop) -> Result<u64, LiveError> {
     let fail = |err: anyhow::Error, unavailable| LiveError { err, unavailable };
     let data = frame_for(a, src_mac, BASE_PORT);
-    let insns = if a.flows == 1 {
+    let insns = if a.new_conns {
+        bpf_prog::new_tuples(BASE_PORT)
+    } else if a.flows == 1 {
         bpf_prog::constant(bpf_prog::XDP_TX)
     } else {
         bpf_prog::spread_flows(a.flows, BASE_PORT)

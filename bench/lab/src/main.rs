@@ -53,6 +53,10 @@ enum Cmd {
         /// Distinct flows (UDP source ports).
         #[arg(long, default_value_t = 1)]
         flows: u32,
+        /// Every frame a new connection: random UDP source and destination ports, 2^30
+        /// tuples (replaces --flows; live frames only).
+        #[arg(long)]
+        new_conns: bool,
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
         /// Upper bound on frames, whatever the duration.
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Gen {
             dev,
             flows,
+            new_conns,
             seconds,
             max_frames,
             batch,
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> Result<()> {
                 &gen::Args {
                     dev,
                     flows,
+                    new_conns,
                     seconds,
                     max_frames,
                     batch,

@@ -177,6 +177,23 @@ pub fn prog_test_run_xdp(
     Ok(a.get_u32(4))
 }
 
+/// BPF_PROG_RUN once on a copy of `data`, not live: the program's return value and the frame
+/// as it left the program (for tests of the generator programs).
+#[cfg(test)]
+pub fn prog_run_xdp_once(prog: &OwnedFd, data: &[u8]) -> io::Result<(u32, Vec<u8>)> {
+    let mut out = vec![0u8; data.len() + 256];
+    let mut a = Attr::new();
+    a.u32(0, prog.as_raw_fd() as u32)
+        .u32(8, data.len() as u32)
+        .u32(12, out.len() as u32)
+        .u64(16, data.as_ptr() as u64)
+        .u64(24, out.as_mut_ptr() as u64)
+        .u32(32, 1);
+    bpf(BPF_PROG_TEST_RUN, &mut a)?;
+    out.truncate(a.get_u32(12) as usize);
+    Ok((a.get_u32(4), out))
+}
+
 /// A private anonymous mapping, unmapped on drop.
 struct Mmap {
     ptr: NonNull<u8>,

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use control::client::{Client, ClientError};
 use control::flow::{format_flow, parse_flow, ParseMode};
 use control::protocol::{
-    Command, CtStatsDump, FdbDump, PortDump, PortType, Reply, ShowInfo, TracePacket, WorkerDump,
-    DEFAULT_SOCKET,
+    Command, CtStatsDump, FdbDump, FipDump, PortDump, PortType, Reply, ShowInfo, SnatPoolDump,
+    TracePacket, TunnelOptions, WorkerDump, DEFAULT_SOCKET,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -122,6 +122,18 @@ enum Cmd {
         /// OpenFlow port number (default: the lowest free one).
         #[arg(long)]
         ofport: Option<u32>,
+        /// vxlan: local VTEP address (must be an address of the daemon's namespace).
+        #[arg(long)]
+        local: Option<String>,
+        /// vxlan: remote VTEP address, or `flow` (the packet's tun_dst).
+        #[arg(long)]
+        remote: Option<String>,
+        /// vxlan: VNI (decimal or 0x hex), or `flow` (any VNI in, tun_id out). Default 0.
+        #[arg(long)]
+        key: Option<String>,
+        /// vxlan: UDP port (default 4789).
+        #[arg(long)]
+        dst_port: Option<u16>,
     },
     /// Detach a port from a bridge.
     DelPort {
@@ -204,6 +216,75 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add a floating IP: stateless 1:1 FIP <-> FIXED (IPv4) for the fip_dnat, fip_snat and
+    /// fip_arp actions.
+    AddFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+        /// The fixed IP it maps to.
+        fixed: String,
+        /// MAC to answer ARP for the FIP with (fip_arp); without it ARP is never answered.
+        #[arg(long)]
+        mac: Option<String>,
+        /// centralized: this node owns the FIP (claimed; answers ARP); distributed: it only
+        /// translates.
+        #[arg(long, value_enum, default_value = "centralized")]
+        mode: FipModeArg,
+    },
+    /// Remove a floating IP.
+    DelFip {
+        /// Bridge name.
+        bridge: String,
+        /// The floating IP.
+        fip: String,
+    },
+    /// List floating IPs: mapping, MAC, mode, claim status, counters.
+    DumpFips {
+        /// Bridge name.
+        bridge: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a shared-address SNAT pool: PUBLIC_IP shared by the addresses of INSIDE_CIDR, each
+    /// owning a deterministic block of the port range (RFC 7422), for nat(src=pool:NAME) and
+    /// snat_pool_owner(NAME)->DST.
+    AddSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name (1-32 of A-Z a-z 0-9 _ . -).
+        name: String,
+        /// The public IPv4 address.
+        public_ip: String,
+        /// The inside prefix, A.B.C.D/LEN.
+        inside_cidr: String,
+        /// Public port range LO-HI.
+        #[arg(long, default_value = "1024-65535")]
+        ports: String,
+    },
+    /// Remove an SNAT pool.
+    DelSnatPool {
+        /// Bridge name.
+        bridge: String,
+        /// Pool name.
+        name: String,
+    },
+    /// List SNAT pools: public address, inside prefix, port range, block size.
+    DumpSnatPools {
+        /// Bridge name.
+        bridge: String,
+        /// Also show the block of this inside address.
+        #[arg(long = "for", value_name = "IP")]
+        for_addr: Option<String>,
+        /// Also show which inside address owns this public port.
+        #[arg(long, value_name = "PORT")]
+        owner_of: Option<u16>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configure a conntrack zone (kept in the configuration database).
     SetCtZone {
         /// Zone number.
@@ -213,6 +294,19 @@ enum Cmd {
         /// udp_replied, icmp, ...).
         settings: Vec<String>,
     },
+    /// Check this node's floating IPs against the ownership store: claim status, holder,
+    /// every node's mapping. Exits 2 when a problem is found (for monitoring).
+    FipCheck {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FipModeArg {
+    Centralized,
+    Distributed,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -220,6 +314,7 @@ enum KindArg {
     Auto,
     Afxdp,
     Afpacket,
+    Vxlan,
 }
 
 impl From<KindArg> for PortType {
@@ -228,6 +323,7 @@ impl From<KindArg> for PortType {
             KindArg::Auto => PortType::Auto,
             KindArg::Afxdp => PortType::Afxdp,
             KindArg::Afpacket => PortType::Afpacket,
+            KindArg::Vxlan => PortType::Vxlan,
         }
     }
 }
@@ -341,12 +437,32 @@ fn run(cli: Cli) -> Result<()> {
             iface,
             kind,
             ofport,
+            local,
+            remote,
+            key,
+            dst_port,
         } => {
+            let tunnel = TunnelOptions {
+                local,
+                remote,
+                key,
+                dst_port,
+            };
+            let tunnel = match kind {
+                KindArg::Vxlan => Some(tunnel),
+                _ if tunnel != TunnelOptions::default() => {
+                    anyhow::bail!(
+                        "--local, --remote, --key and --dst-port apply to --type vxlan only"
+                    )
+                }
+                _ => None,
+            };
             call(Command::AddPort {
                 bridge,
                 iface,
                 kind: kind.into(),
                 ofport,
+                tunnel,
             })?;
         }
         Cmd::DelPort { bridge, iface } => {
@@ -435,6 +551,89 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::SetCtZone { zone, settings } => {
             call(Command::SetCtZone { zone, settings })?;
         }
+        Cmd::AddFip {
+            bridge,
+            fip,
+            fixed,
+            mac,
+            mode,
+        } => {
+            let mode = match mode {
+                FipModeArg::Centralized => "centralized",
+                FipModeArg::Distributed => "distributed",
+            };
+            call(Command::AddFip {
+                bridge,
+                fip,
+                fixed,
+                mac,
+                mode: Some(mode.into()),
+            })?;
+        }
+        Cmd::DelFip { bridge, fip } => {
+            call(Command::DelFip { bridge, fip })?;
+        }
+        Cmd::DumpFips { bridge, json } => {
+            if let Reply::Fips { fips } = call(Command::DumpFips { bridge })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&fips)?);
+                } else {
+                    print!("{}", render_fips(&fips));
+                }
+            }
+        }
+        Cmd::AddSnatPool {
+            bridge,
+            name,
+            public_ip,
+            inside_cidr,
+            ports,
+        } => {
+            call(Command::AddSnatPool {
+                bridge,
+                name,
+                public: public_ip,
+                inside: inside_cidr,
+                ports: Some(ports),
+            })?;
+        }
+        Cmd::DelSnatPool { bridge, name } => {
+            call(Command::DelSnatPool { bridge, name })?;
+        }
+        Cmd::DumpSnatPools {
+            bridge,
+            for_addr,
+            owner_of,
+            json,
+        } => {
+            if let Reply::SnatPools { pools } = call(Command::DumpSnatPools {
+                bridge,
+                for_addr: for_addr.clone(),
+                owner_of,
+            })? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&pools)?);
+                } else {
+                    print!(
+                        "{}",
+                        render_snat_pools(&pools, for_addr.as_deref(), owner_of)
+                    );
+                }
+            }
+        }
+        Cmd::FipCheck { json } => {
+            if let Reply::FipCheck(report) = call(Command::FipCheck)? {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.text);
+                }
+                if !report.problems.is_empty() {
+                    // 1 is "the command failed"; 2 is "it worked and found problems".
+                    std::process::exit(2);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -462,6 +661,9 @@ fn render_show(info: &ShowInfo) -> String {
         info.idle,
         info.db.as_deref().unwrap_or("none")
     );
+    if let Some(store) = &info.fip_store {
+        let _ = writeln!(s, "  FIP ownership: {store}");
+    }
     for b in &info.bridges {
         let _ = writeln!(
             s,
@@ -511,6 +713,75 @@ fn render_show(info: &ShowInfo) -> String {
             } else {
                 z.limit.to_string()
             }
+        );
+    }
+    s
+}
+
+fn render_fips(fips: &[FipDump]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for f in fips {
+        let _ = writeln!(
+            s,
+            "{} -> {}  mac {}  {}  claim {}{}",
+            f.fip,
+            f.fixed,
+            f.mac.as_deref().unwrap_or("none"),
+            f.mode,
+            f.status,
+            if f.owner { " (owner)" } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "    in (dnat) pkts={} bytes={}  out (snat) pkts={} bytes={}  arp replies={}",
+            f.dnat_packets, f.dnat_bytes, f.snat_packets, f.snat_bytes, f.arp_replies
+        );
+    }
+    s
+}
+
+fn render_snat_pools(pools: &[SnatPoolDump], for_addr: Option<&str>, port: Option<u16>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for p in pools {
+        let _ = writeln!(
+            s,
+            "{}: {} <- {}  ports {}-{}  {} addresses x {} ports{}",
+            p.name,
+            p.public,
+            p.inside,
+            p.port_lo,
+            p.port_hi,
+            p.addresses,
+            p.block_size,
+            p.unused
+                .as_deref()
+                .map(|u| format!("  (unused {u})"))
+                .unwrap_or_default()
+        );
+        match (&p.block, for_addr) {
+            (Some((addr, lo, hi)), _) => {
+                let _ = writeln!(s, "    block of {addr}: {lo}-{hi}");
+            }
+            (None, Some(addr)) => {
+                let _ = writeln!(s, "    block of {addr}: none (not in {})", p.inside);
+            }
+            (None, None) => {}
+        }
+        match (&p.owner, port) {
+            (Some((port, owner)), _) => {
+                let _ = writeln!(s, "    port {port} owned by {owner}");
+            }
+            (None, Some(port)) => {
+                let _ = writeln!(s, "    port {port} owned by nobody (outside every block)");
+            }
+            (None, None) => {}
+        }
+        let _ = writeln!(
+            s,
+            "    nat packets={}  owner lookups={}",
+            p.nat_packets, p.owner_lookups
         );
     }
     s
@@ -589,7 +860,11 @@ fn render_fdb(entries: &[FdbDump]) -> String {
     use std::fmt::Write;
     let mut s = String::from(" port  VLAN  MAC                Age\n");
     for e in entries {
-        let _ = writeln!(s, "{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, e.mac, e.age);
+        let _ = write!(s, "{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, e.mac, e.age);
+        if !e.remote.is_empty() {
+            let _ = write!(s, "  remote {}", e.remote);
+        }
+        s.push('\n');
     }
     s
 }

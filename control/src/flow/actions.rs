@@ -62,6 +62,14 @@ pub fn parse_actions(text: &str, m: &Match, table: u8) -> Result<Vec<Action>, Fl
                 "goto_table must be the last action (instructions follow apply_actions)",
             ));
         }
+        // `snat_pool_owner(NAME)->DST` is the one action with text after its parentheses.
+        if raw
+            .get(..16)
+            .is_some_and(|p| p.eq_ignore_ascii_case("snat_pool_owner("))
+        {
+            out.push(ctx.snat_pool_owner(raw)?);
+            continue;
+        }
         let tok = split_kv(raw, &['=', ':']).map_err(|e| err(raw, e))?;
         if tok.key.eq_ignore_ascii_case("drop") && tok.value.is_none() {
             drop_tok = Some(raw);
@@ -86,6 +94,31 @@ pub fn parse_actions(text: &str, m: &Match, table: u8) -> Result<Vec<Action>, Fl
 }
 
 impl Ctx<'_> {
+    /// `snat_pool_owner(NAME)->DST` (our extension): DST must be a writable 32-bit subfield.
+    fn snat_pool_owner(&self, raw: &str) -> Result<Action, FlowError> {
+        let rest = &raw[16..];
+        let (name, dst) = rest
+            .split_once(")->")
+            .ok_or_else(|| err(raw, "snat_pool_owner: expected snat_pool_owner(NAME)->DST"))?;
+        super::nat::validate_pool_name(name)
+            .map_err(|e| err(raw, format!("snat_pool_owner: {e}")))?;
+        let dst = parse_subfield(dst).map_err(|e| err(raw, e))?;
+        if dst.n_bits != 32 {
+            return Err(err(
+                raw,
+                format!(
+                    "snat_pool_owner: the destination must be 32 bits wide (an IPv4 address), not {}",
+                    dst.n_bits
+                ),
+            ));
+        }
+        self.writable(raw, dst.field)?;
+        Ok(Action::SnatPoolOwner {
+            pool: name.to_string(),
+            dst,
+        })
+    }
+
     fn action(&mut self, t: &Token<'_>, out: &mut Vec<Action>) -> Result<(), FlowError> {
         let raw = t.raw;
         let key = t.key.to_ascii_lowercase();
@@ -311,6 +344,18 @@ impl Ctx<'_> {
             "note" => out.push(Action::Note(parse_note(raw, val.unwrap_or(""))?)),
             "ct" => out.push(self.parse_ct(raw, val.unwrap_or(""))?),
             "ct_clear" if val.is_none() => out.push(Action::CtClear),
+            // Our floating-IP extensions (not in ovs-ofctl). No match prerequisites: each one
+            // looks at the packet and does nothing when it is not what it translates.
+            "fip_dnat" | "fip_snat" | "fip_arp" => {
+                if val.is_some() {
+                    return Err(err(raw, format!("{} takes no argument", t.key)));
+                }
+                out.push(match key.as_str() {
+                    "fip_dnat" => Action::FipDnat,
+                    "fip_snat" => Action::FipSnat,
+                    _ => Action::FipArp,
+                });
+            }
             "group" => {
                 let v = parse_uint_width(need("group id")?, 32).map_err(|e| err(raw, e))?;
                 out.push(Action::Group(v as u32));

@@ -222,6 +222,11 @@ pub struct NatSpec {
     pub persistent: bool,
     /// `hash` port selection (OVS's default when neither is given).
     pub hash: bool,
+    /// `src=pool:NAME` (our extension, not in `ovs-ofctl`): source NAT to the public address of
+    /// the bridge's SNAT pool NAME (`swctl add-snat-pool`), on a port of the source's
+    /// deterministic block. `addrs` and `ports` are then `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// Direction of a NAT translation.
@@ -330,6 +335,28 @@ pub enum Action {
     CtClear,
     /// `group:N`.
     Group(u32),
+    /// `fip_dnat` (our extension, not in `ovs-ofctl`): if the packet's IPv4 destination is a
+    /// floating IP of the bridge (`swctl add-fip`), rewrite it to the fixed IP; in an ICMP error
+    /// to the FIP, the quoted header's source too. No-op otherwise. Stateless.
+    FipDnat,
+    /// `fip_snat` (extension): if the IPv4 source is the fixed IP of a floating IP, rewrite it
+    /// to the FIP; in an ICMP error from the fixed IP, the quoted header's destination too.
+    FipSnat,
+    /// `fip_arp` (extension): an ARP request for a floating IP this node owns and that has a
+    /// MAC is turned into the reply and sent back out of the ingress port, ending the packet's
+    /// actions; otherwise no-op.
+    FipArp,
+    /// `snat_pool_owner(NAME)->DST` (extension): if the packet is IPv4 TCP or UDP to the
+    /// public address of the bridge's SNAT pool NAME, write the inside address whose port block
+    /// holds its destination port into the 32-bit subfield DST; write 0 otherwise (no such pool,
+    /// another address, a port of no block). Lets a node forward a reply that arrived at the
+    /// wrong node to the node of the inside host.
+    SnatPoolOwner {
+        /// Pool name.
+        pool: String,
+        /// Where the owner's address goes (32 bits wide).
+        dst: Subfield,
+    },
 }
 
 /// Flow-mod attributes written with a flow: everything but the match and actions.

@@ -24,6 +24,7 @@ pub fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError
         random: false,
         persistent: false,
         hash: false,
+        pool: None,
     };
     for arg in split_tokens(inner) {
         let t = split_kv(arg, &['=']).map_err(|e| err(raw, e))?;
@@ -37,7 +38,13 @@ pub fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError
                 } else {
                     NatKind::Dst
                 });
-                if let Some(r) = v {
+                if let Some(name) = v.and_then(|r| r.strip_prefix("pool:")) {
+                    if t.key != "src" {
+                        return Err(err(raw, "nat: a pool (pool:NAME) is for src only"));
+                    }
+                    validate_pool_name(name).map_err(|e| err(raw, e))?;
+                    n.pool = Some(name.to_string());
+                } else if let Some(r) = v {
                     let (a, p) = parse_nat_range(r).map_err(|e| err(raw, e))?;
                     n.addrs = Some(a);
                     n.ports = p;
@@ -55,6 +62,20 @@ pub fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError
     if n.kind.is_none() && (n.random || n.hash || n.persistent) {
         return Err(err(raw, "nat: flags need src or dst"));
     }
+    if n.pool.is_some() {
+        if n.persistent {
+            return Err(err(
+                raw,
+                "nat: persistent has no meaning with a pool (one address)",
+            ));
+        }
+        if m.exact(Field::EthType) != Some(ETH_IP) {
+            return Err(err(
+                raw,
+                "nat(src=pool:NAME) needs ip in the match (IPv4 only)",
+            ));
+        }
+    }
     if let Some((a, _)) = n.addrs {
         let want = if a.is_ipv4() { ETH_IP } else { ETH_IPV6 };
         if m.exact(Field::EthType) != Some(want) {
@@ -62,6 +83,27 @@ pub fn parse_nat(raw: &str, inner: &str, m: &Match) -> Result<NatSpec, FlowError
         }
     }
     Ok(n)
+}
+
+/// Longest SNAT pool name.
+pub const MAX_POOL_NAME: usize = 32;
+
+/// Check an SNAT pool name: 1-32 characters of `[A-Za-z0-9_.-]` (it sits inside flow text).
+pub fn validate_pool_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_POOL_NAME {
+        return Err(format!(
+            "pool name {name:?} must be 1-{MAX_POOL_NAME} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "pool name {name:?}: character {c:?} not allowed (use A-Z a-z 0-9 _ . -)"
+        ));
+    }
+    Ok(())
 }
 
 type NatRange = ((IpAddr, IpAddr), Option<(u16, u16)>);

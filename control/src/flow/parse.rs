@@ -820,6 +820,66 @@ mod tests {
             vec![Action::Note(vec![0, 1, 2, 0, 0, 0])]
         );
         assert_eq!(actions("ip actions=ct_clear"), vec![Action::CtClear]);
+        // Floating-IP extensions: no prerequisites (each is a no-op on other packets).
+        assert_eq!(
+            actions("actions=fip_arp,fip_dnat,fip_snat"),
+            vec![Action::FipArp, Action::FipDnat, Action::FipSnat]
+        );
+        bad("actions=fip_dnat:1", "fip_dnat:1", "takes no argument");
+        // SNAT pool extensions: errors name the token.
+        bad(
+            "ip actions=ct(commit,nat(dst=pool:gw))",
+            "ct(commit,nat(dst=pool:gw))",
+            "for src only",
+        );
+        bad(
+            "ip actions=ct(commit,nat(src=pool:))",
+            "ct(commit,nat(src=pool:))",
+            "1-32 characters",
+        );
+        bad(
+            "ip actions=ct(commit,nat(src=pool:a/b))",
+            "ct(commit,nat(src=pool:a/b))",
+            "not allowed",
+        );
+        bad(
+            "ipv6 actions=ct(commit,nat(src=pool:gw))",
+            "ct(commit,nat(src=pool:gw))",
+            "IPv4 only",
+        );
+        bad(
+            "ip actions=ct(commit,nat(src=pool:gw,persistent))",
+            "ct(commit,nat(src=pool:gw,persistent))",
+            "persistent",
+        );
+        bad(
+            "ip actions=snat_pool_owner(gw)->NXM_NX_REG0[0..15]",
+            "snat_pool_owner(gw)->NXM_NX_REG0[0..15]",
+            "32 bits",
+        );
+        bad(
+            "ip actions=snat_pool_owner(gw)",
+            "snat_pool_owner(gw)",
+            "expected snat_pool_owner(NAME)->DST",
+        );
+        bad(
+            "ip actions=snat_pool_owner(g w)->reg0",
+            "snat_pool_owner(g w)->reg0",
+            "not allowed",
+        );
+        bad(
+            "ip actions=snat_pool_owner(gw)->ct_mark",
+            "snat_pool_owner(gw)->ct_mark",
+            "ct_mark",
+        );
+        assert_eq!(
+            actions("ip actions=snat_pool_owner(gw)->reg3"),
+            vec![Action::SnatPoolOwner {
+                pool: "gw".into(),
+                dst: crate::flow::names::parse_subfield("reg3").unwrap()
+            }]
+        );
+        bad("actions=fip_arp(x)", "fip_arp(x)", "takes no argument");
     }
 
     #[test]

@@ -300,6 +300,12 @@ fn format_action(a: &Action) -> String {
         Action::Ct(ct) => format_ct(ct),
         Action::CtClear => "ct_clear".into(),
         Action::Group(g) => format!("group:{g}"),
+        Action::FipDnat => "fip_dnat".into(),
+        Action::FipSnat => "fip_snat".into(),
+        Action::FipArp => "fip_arp".into(),
+        Action::SnatPoolOwner { pool, dst } => {
+            format!("snat_pool_owner({pool})->{}", format_subfield(dst))
+        }
     }
 }
 
@@ -349,6 +355,9 @@ fn format_ct(ct: &CtAction) -> String {
                 NatKind::Dst => "dst",
             };
             let mut r = k.to_string();
+            if let Some(pool) = &n.pool {
+                let _ = write!(r, "=pool:{pool}");
+            }
             if let Some((a1, a2)) = n.addrs {
                 let bracket = n.ports.is_some() && a1.is_ipv6();
                 let fa = |a: IpAddr| {
@@ -497,6 +506,56 @@ mod tests {
         );
         let f = parse_flow("cookie=0x5/0xff,ip", ParseMode::Filter).unwrap();
         assert_eq!(format_flow(&f), "cookie=0x5/0xff, ip");
+    }
+
+    #[test]
+    fn fip_actions_round_trip() {
+        // Our extensions print as written and parse back to the same flow.
+        for s in [
+            "table=20,priority=100,arp actions=fip_arp,NORMAL",
+            "priority=10,ip,in_port=2 actions=fip_dnat,goto_table:30",
+            "priority=10,ip,in_port=1 actions=fip_snat,dec_ttl,output:3",
+            "actions=fip_arp,fip_dnat,fip_snat",
+        ] {
+            let f = parse_flow(s, ParseMode::Add).unwrap_or_else(|e| panic!("{s}: {e}"));
+            let text = format_flow(&f);
+            assert_eq!(parse_flow(&text, ParseMode::Add).unwrap(), f, "{text}");
+        }
+        assert_eq!(
+            canon("table=20, priority=100,arp actions=FIP_ARP,normal"),
+            "table=20, priority=100,arp actions=fip_arp,NORMAL"
+        );
+        assert_eq!(
+            canon("ip actions=fip_dnat,fip_snat,IN_PORT"),
+            "ip actions=fip_dnat,fip_snat,IN_PORT"
+        );
+    }
+
+    #[test]
+    fn snat_pool_extensions_round_trip() {
+        for s in [
+            "ip,in_port=1 actions=ct(commit,table=1,nat(src=pool:gw-1))",
+            "tcp actions=ct(commit,zone=5,nat(src=pool:p.2_x,random))",
+            "tcp,nw_dst=203.0.113.7 actions=snat_pool_owner(gw-1)->NXM_NX_REG0[],resubmit(,5)",
+            "udp actions=snat_pool_owner(p)->OXM_OF_PKT_REG0[32..63],snat_pool_owner(q)->tun_dst",
+        ] {
+            let f = parse_flow(s, ParseMode::Add).unwrap_or_else(|e| panic!("{s}: {e}"));
+            let text = format_flow(&f);
+            assert_eq!(parse_flow(&text, ParseMode::Add).unwrap(), f, "{text}");
+        }
+        assert_eq!(
+            canon("ip actions=ct(commit,nat(src=pool:gw))"),
+            "ip actions=ct(commit,nat(src=pool:gw))"
+        );
+        assert_eq!(
+            canon("tcp actions=SNAT_POOL_OWNER(gw)->reg0,output:2"),
+            "tcp actions=snat_pool_owner(gw)->NXM_NX_REG0[],output:2"
+        );
+        // OVS syntax next to it is untouched.
+        assert_eq!(
+            canon("ip actions=ct(commit,nat(src=1.1.1.1:5-9))"),
+            "ip actions=ct(commit,nat(src=1.1.1.1:5-9))"
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use control::protocol::DEFAULT_SOCKET;
+use dataplane::daemon::fip::Ownership;
+use dataplane::daemon::ownership::etcd::{EtcdConfig, EtcdStore};
+use dataplane::daemon::ownership::{ClaimStore, Standalone};
 use dataplane::daemon::{server, Switch};
 use dataplane::datapath::{DatapathConfig, IdlePolicy};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -38,6 +41,17 @@ struct Args {
     /// "dataplane=debug"); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// etcd v3 endpoint (http://HOST:PORT) where this node claims the floating IPs it owns,
+    /// so no FIP has two owners across nodes. Without it the node runs standalone.
+    #[arg(long, value_name = "URL")]
+    etcd: Option<String>,
+    /// This node's identity in the FIP store (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
+    /// Seconds the FIP store keeps this node's claims after it stops refreshing them (a node
+    /// that dies loses its FIPs after at most this long).
+    #[arg(long, value_name = "S", default_value_t = 10, requires = "etcd")]
+    lease_ttl: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -75,7 +89,30 @@ fn run(args: Args) -> Result<()> {
         mac_aging_secs: args.mac_aging,
     };
     let db = (!args.no_db).then_some(args.db.as_path());
-    let switch = Arc::new(Switch::start(db, dp_config)?);
+    let node = match &args.node_id {
+        Some(n) => n.clone(),
+        None => host_name()?,
+    };
+    let etcd = match &args.etcd {
+        Some(url) => Some(Arc::new(EtcdStore::start(EtcdConfig {
+            url: url.clone(),
+            node: node.clone(),
+            lease_ttl_secs: args.lease_ttl,
+        })?)),
+        None => {
+            tracing::info!("no --etcd: FIP ownership is standalone (not checked across nodes)");
+            None
+        }
+    };
+    let store: Arc<dyn ClaimStore> = match &etcd {
+        Some(store) => store.clone(),
+        None => Arc::new(Standalone::default()),
+    };
+    let switch = Arc::new(Switch::start_with(
+        db,
+        dp_config,
+        Ownership { store, node },
+    )?);
     let listener = server::bind(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), pid = std::process::id(), "vswitchd listening");
 
@@ -108,8 +145,21 @@ fn run(args: Args) -> Result<()> {
     tracing::info!(signal = ?sig, "shutting down");
     // Stop the workers first: dropping the ports detaches their XDP programs.
     switch.shutdown();
+    // Leaving cleanly hands this node's FIPs over at once instead of after the lease TTL.
+    if let Some(store) = etcd {
+        store.shutdown();
+    }
     if let Err(e) = std::fs::remove_file(&args.socket) {
         tracing::warn!(error = %e, "could not remove control socket");
     }
     Ok(())
+}
+
+/// The host name, the default node id.
+fn host_name() -> Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("reading the host name for --node-id")?;
+    let name = name.trim();
+    anyhow::ensure!(!name.is_empty(), "the host name is empty: give --node-id");
+    Ok(name.to_string())
 }

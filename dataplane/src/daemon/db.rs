@@ -51,6 +51,40 @@ pub struct BridgeConfig {
     pub ports: Vec<PortConfig>,
     /// Flows in `add-flow` syntax, in dump order.
     pub flows: Vec<String>,
+    /// Floating IPs (`add-fip`), by address; absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fips: Vec<FipConfig>,
+    /// Shared-address SNAT pools (`add-snat-pool`), by name; absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snat_pools: Vec<SnatPoolConfig>,
+}
+
+/// One SNAT pool, as `add-snat-pool` took it (checked again at start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnatPoolConfig {
+    /// Pool name.
+    pub name: String,
+    /// The public address.
+    pub public: std::net::Ipv4Addr,
+    /// The inside prefix, `A.B.C.D/LEN`.
+    pub inside: String,
+    /// The port range, `LO-HI`.
+    pub ports: String,
+}
+
+/// One floating IP, as `add-fip` took it. Ownership is not stored: it is claimed again
+/// through the claim store at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FipConfig {
+    /// The floating IP.
+    pub fip: std::net::Ipv4Addr,
+    /// The fixed IP.
+    pub fixed: std::net::Ipv4Addr,
+    /// The MAC ARP is answered with (`aa:bb:cc:dd:ee:ff`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// How this node carries it.
+    pub mode: super::ownership::FipMode,
 }
 
 /// One port.
@@ -60,8 +94,12 @@ pub struct PortConfig {
     pub iface: String,
     /// OpenFlow port number.
     pub ofport: u32,
-    /// Requested kind: "auto", "afxdp" or "afpacket".
+    /// Requested kind: "auto", "afxdp", "afpacket" or "vxlan".
     pub kind: String,
+    /// Options of a VXLAN port (`local`, `remote`, `key`, `dst_port`, as `swctl add-port`
+    /// takes them); absent for other kinds and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<crate::port::vxlan::VxlanConfig>,
 }
 
 /// Why the database could not be read or written.
@@ -172,8 +210,21 @@ mod tests {
                     iface: "veth0".into(),
                     ofport: 1,
                     kind: "auto".into(),
+                    vxlan: None,
                 }],
                 flows: vec!["table=20, priority=5,ip actions=output:1".into()],
+                fips: vec![FipConfig {
+                    fip: "192.168.111.223".parse().unwrap(),
+                    fixed: "88.88.88.4".parse().unwrap(),
+                    mac: Some("fa:16:3e:4b:eb:3c".into()),
+                    mode: super::super::ownership::FipMode::Centralized,
+                }],
+                snat_pools: vec![SnatPoolConfig {
+                    name: "gw".into(),
+                    public: "203.0.113.7".parse().unwrap(),
+                    inside: "10.1.0.0/24".into(),
+                    ports: "1024-65535".into(),
+                }],
             }],
             ct_zones: vec![CtZoneConfig {
                 zone: 5,
@@ -194,6 +245,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("conf.db")]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn files_without_fips_still_load() {
+        let d = tmpdir("nofips");
+        let p = d.join("conf.db");
+        std::fs::write(
+            &p,
+            r#"{"format": 1, "bridges": [{"name": "br0", "ports": [], "flows": []}]}"#,
+        )
+        .unwrap();
+        let c = load(&p).unwrap().unwrap();
+        assert!(c.bridges[0].fips.is_empty());
+        // And a bridge without FIPs is saved without the key (older readers are unaffected).
+        save(&p, &c).unwrap();
+        assert!(!std::fs::read_to_string(&p).unwrap().contains("fips"));
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -5,7 +5,10 @@
 
 use super::bridge::Bridge;
 use super::db::{self, DbError};
+use super::fip::{self, FipConfigs, Ownership};
+use super::ownership::check::fip_check;
 use super::ports::PortEntry;
+use super::snat_pool::{self, SnatPoolConfigs};
 use super::trace::trace_packet;
 use crate::datapath::{Datapath, DatapathConfig, IdlePolicy};
 use crate::flowtable::{FlowModError, Pipeline, Rule};
@@ -32,11 +35,14 @@ pub fn now_ms() -> u64 {
 /// The whole switch: its bridges and ports, the datapath that moves their packets, and where
 /// the configuration is kept.
 pub struct Switch {
-    state: Mutex<State>,
+    /// Shared (weakly) with the FIP ownership thread.
+    state: Arc<Mutex<State>>,
     /// The configuration database; `None` runs without persistence.
     db: Option<PathBuf>,
     /// Datapath settings, for `show`.
     dp_config: DatapathConfig,
+    /// Where FIP ownership is claimed, and this node's name there.
+    ownership: Ownership,
 }
 
 /// Everything the control plane changes, under one lock (control commands are rare; packet
@@ -51,6 +57,25 @@ pub(super) struct State {
     /// Conntrack zones configured with `set-ct-zone`: the settings in force and the
     /// `key=value` items as written (what the database keeps).
     pub(super) ct_zones: BTreeMap<u16, (conntrack::config::ZoneConfig, Vec<String>)>,
+    /// Floating IPs by bridge (`add-fip`).
+    pub(super) fips: FipConfigs,
+    /// Shared-address SNAT pools by bridge (`add-snat-pool`).
+    pub(super) snat_pools: SnatPoolConfigs,
+}
+
+impl State {
+    /// A state without datapath, bridges or configuration (unit tests of handlers' pieces).
+    #[cfg(test)]
+    pub(super) fn for_tests() -> State {
+        State {
+            bridges: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            datapath: None,
+            ct_zones: BTreeMap::new(),
+            fips: FipConfigs::new(),
+            snat_pools: SnatPoolConfigs::new(),
+        }
+    }
 }
 
 /// Why the saved configuration could not be restored at start.
@@ -76,18 +101,36 @@ pub enum RestoreError {
 type Outcome = Result<Reply, ErrorReply>;
 
 impl Switch {
-    /// Start the datapath and restore the configuration from `db` (when given and present).
+    /// Start the datapath and restore the configuration from `db` (when given and present),
+    /// FIP ownership standalone (see [`Switch::start_with`]).
     pub fn start(db: Option<&Path>, dp_config: DatapathConfig) -> Result<Switch, RestoreError> {
+        Switch::start_with(db, dp_config, Ownership::standalone())
+    }
+
+    /// [`Switch::start`] with FIP ownership claimed through `ownership` (a distributed claim
+    /// store and this node's name in it).
+    pub fn start_with(
+        db: Option<&Path>,
+        dp_config: DatapathConfig,
+        ownership: Ownership,
+    ) -> Result<Switch, RestoreError> {
         let switch = Switch {
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 bridges: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 datapath: Some(Datapath::start(dp_config.clone())),
                 ct_zones: BTreeMap::new(),
-            }),
+                fips: FipConfigs::new(),
+                snat_pools: SnatPoolConfigs::new(),
+            })),
             db: db.map(Path::to_path_buf),
             dp_config,
+            ownership,
         };
+        fip::spawn_ownership_follower(
+            Arc::downgrade(&switch.state),
+            switch.ownership.store.clone(),
+        );
         let Some(db) = db else {
             tracing::info!("running without a configuration database");
             return Ok(switch);
@@ -125,6 +168,40 @@ impl Switch {
                         .map_err(|e| content(&bc.name, format!("flow {}: {e}", i + 1)))?;
                     n_flows += 1;
                 }
+                // Floating IPs: checked like add-fip, claimed again (ownership is not kept).
+                for fc in &bc.fips {
+                    let conf = fip::from_db(&st.fips, &bc.name, fc).map_err(|e| {
+                        content(&bc.name, format!("floating IP {}: {}", fc.fip, e.message))
+                    })?;
+                    st.fips
+                        .entry(bc.name.clone())
+                        .or_default()
+                        .insert(conf.fip, conf);
+                }
+                if let Some(confs) = st.fips.get(&bc.name) {
+                    let store = &*switch.ownership.store;
+                    for c in confs.values() {
+                        store.claim(&c.record(&switch.ownership.node, &bc.name));
+                    }
+                    let table = fip::build_table(confs.values(), store, edit.pipeline().fips())
+                        .map_err(|e| content(&bc.name, e))?;
+                    edit.set_fips(Arc::new(table));
+                }
+                // SNAT pools: checked like add-snat-pool.
+                for pc in &bc.snat_pools {
+                    let conf = snat_pool::from_db(&st.snat_pools, &bc.name, pc).map_err(|e| {
+                        content(&bc.name, format!("SNAT pool {}: {}", pc.name, e.message))
+                    })?;
+                    st.snat_pools
+                        .entry(bc.name.clone())
+                        .or_default()
+                        .insert(conf.name.clone(), conf);
+                }
+                if let Some(confs) = st.snat_pools.get(&bc.name) {
+                    let table =
+                        snat_pool::build_table(confs.values(), edit.pipeline().snat_pools());
+                    edit.set_snat_pools(Arc::new(table));
+                }
                 br.publish(edit.finish());
                 let br = Arc::new(br);
                 st.add_bridge_runtime(&br)
@@ -139,7 +216,13 @@ impl Switch {
                     })?;
                     // An interface that is missing now may appear later: the port stays
                     // configured and housekeeping retries it.
-                    st.attach_port(&bc.name, &pc.iface, kind, pc.ofport);
+                    if kind == PortType::Vxlan && pc.vxlan.is_none() {
+                        return Err(content(
+                            &bc.name,
+                            format!("port {}: a vxlan port without its options", pc.iface),
+                        ));
+                    }
+                    st.attach_port(&bc.name, &pc.iface, kind, pc.vxlan, pc.ofport);
                     n_ports += 1;
                 }
             }
@@ -199,12 +282,27 @@ impl Switch {
                                 iface: p.iface.clone(),
                                 ofport: *ofport,
                                 kind: p.kind.name().to_string(),
+                                vxlan: p.tunnel,
                             })
                             .collect(),
                         flows: pipeline
                             .dump(&everything.spec, None)
                             .iter()
                             .map(|r| format_flow(&r.spec()))
+                            .collect(),
+                        fips: st
+                            .fips
+                            .get(br.name())
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .map(|c| c.to_db())
+                            .collect(),
+                        snat_pools: st
+                            .snat_pools
+                            .get(br.name())
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .map(|c| c.to_db())
                             .collect(),
                     }
                 })
@@ -230,6 +328,11 @@ impl Switch {
     /// The bridge called `name`.
     pub fn bridge(&self, name: &str) -> Option<Arc<Bridge>> {
         self.lock().bridges.get(name).cloned()
+    }
+
+    /// Where FIP ownership is claimed.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -268,7 +371,8 @@ impl Switch {
                 iface,
                 kind,
                 ofport,
-            } => self.add_port(&bridge, &iface, kind, ofport),
+                tunnel,
+            } => self.add_port(&bridge, &iface, kind, ofport, tunnel.as_ref()),
             Command::DelPort { bridge, iface } => self.del_port(&bridge, &iface),
             Command::DumpPorts { bridge, port } => self.dump_ports(&bridge, port.as_deref()),
             Command::FdbShow { bridge } => self.fdb_show(&bridge),
@@ -277,6 +381,29 @@ impl Switch {
             Command::FlushConntrack { zone, tuple } => self.flush_conntrack(zone, tuple.as_deref()),
             Command::ConntrackStats => self.conntrack_stats(),
             Command::SetCtZone { zone, settings } => self.set_ct_zone(zone, &settings),
+            Command::AddFip {
+                bridge,
+                fip,
+                fixed,
+                mac,
+                mode,
+            } => self.add_fip(&bridge, &fip, &fixed, mac.as_deref(), mode.as_deref()),
+            Command::DelFip { bridge, fip } => self.del_fip(&bridge, &fip),
+            Command::DumpFips { bridge } => self.dump_fips(&bridge),
+            Command::FipCheck => Ok(Reply::FipCheck(fip_check(&*self.ownership.store))),
+            Command::AddSnatPool {
+                bridge,
+                name,
+                public,
+                inside,
+                ports,
+            } => self.add_snat_pool(&bridge, &name, &public, &inside, ports.as_deref()),
+            Command::DelSnatPool { bridge, name } => self.del_snat_pool(&bridge, &name),
+            Command::DumpSnatPools {
+                bridge,
+                for_addr,
+                owner_of,
+            } => self.dump_snat_pools(&bridge, for_addr.as_deref(), owner_of),
             Command::Trace { bridge, packet } => {
                 // The ports that forward now are where flood/all would send the packet.
                 let (br, ports) = {
@@ -326,12 +453,24 @@ impl Switch {
             };
         };
         let ports = st.ports.remove(name);
+        let fips = st.fips.remove(name);
+        let pools = st.snat_pools.remove(name);
         if let Err(e) = self.persist(&st, None) {
+            if let Some(p) = pools {
+                st.snat_pools.insert(name.to_string(), p);
+            }
             st.bridges.insert(name.to_string(), removed);
             if let Some(p) = ports {
                 st.ports.insert(name.to_string(), p);
             }
+            if let Some(f) = fips {
+                st.fips.insert(name.to_string(), f);
+            }
             return Err(e);
+        }
+        // Its floating IPs go with it: their claims are released.
+        for fip in fips.into_iter().flat_map(|m| m.into_keys()) {
+            self.ownership.store.release(fip);
         }
         if let Some(dp) = &st.datapath {
             // Removes the bridge's ports from the workers too.
@@ -368,6 +507,7 @@ impl Switch {
                 })
                 .collect(),
             ct_zones: st.ct_zone_show(),
+            fip_store: Some(self.ownership.store.describe()),
         }
     }
 

@@ -10,11 +10,14 @@
 pub mod bridge;
 mod conntrack;
 pub mod db;
+pub mod fip;
 pub mod handlers;
 pub mod ownership;
 pub mod ports;
 pub mod server;
+pub mod snat_pool;
 pub mod trace;
 
 pub use bridge::Bridge;
+pub use fip::Ownership;
 pub use handlers::Switch;

@@ -7,11 +7,19 @@
 //! interface that disappears (or is created after the daemon starts) comes back by itself —
 //! as in Open vSwitch. An interface that vanishes under traffic is reported by its queue
 //! (`PortError::Gone`), removed from the workers, logged, and marked missing.
+//!
+//! VXLAN ports (`--type vxlan`) have a logical name and no interface: their options are
+//! validated here ([`VxlanConfig::parse`], errors name the option and value) before anything
+//! changes, "opening" one binds its UDP socket to `--local` (a failure is refused like a
+//! missing interface at `add-port`, and leaves a restored port missing and retried, e.g. until
+//! the address is configured), and the parsed options are kept with the port and in the
+//! database. Two VXLAN ports on the same local address and UDP port are refused up front.
 
 use super::handlers::{no_such_bridge, State, Switch};
+use crate::port::vxlan::VxlanConfig;
 use crate::port::{self, PortInfo, PortRequest};
 use control::protocol::{
-    ErrorKind, ErrorReply, FdbDump, PortDump, PortShow, PortType, Reply, WorkerDump,
+    ErrorKind, ErrorReply, FdbDump, PortDump, PortShow, PortType, Reply, TunnelOptions, WorkerDump,
 };
 use std::sync::Arc;
 
@@ -26,6 +34,8 @@ pub struct PortEntry {
     pub iface: String,
     /// Kind asked for.
     pub kind: PortType,
+    /// Options of a VXLAN port.
+    pub tunnel: Option<VxlanConfig>,
     /// Up or missing.
     pub state: PortState,
 }
@@ -39,11 +49,42 @@ pub enum PortState {
     Missing(String),
 }
 
-fn request(kind: PortType) -> PortRequest {
+/// The interface request of a kind that opens an interface (`None` for tunnel kinds).
+fn request(kind: PortType) -> Option<PortRequest> {
     match kind {
-        PortType::Auto => PortRequest::Auto,
-        PortType::Afxdp => PortRequest::Afxdp,
-        PortType::Afpacket => PortRequest::Afpacket,
+        PortType::Auto => Some(PortRequest::Auto),
+        PortType::Afxdp => Some(PortRequest::Afxdp),
+        PortType::Afpacket => Some(PortRequest::Afpacket),
+        PortType::Vxlan => None,
+    }
+}
+
+/// Validate `add-port` tunnel options against the kind: a VXLAN port needs them, other kinds
+/// take none.
+fn tunnel_config(
+    kind: PortType,
+    opts: Option<&TunnelOptions>,
+) -> Result<Option<VxlanConfig>, ErrorReply> {
+    match (kind, opts) {
+        (PortType::Vxlan, o) => {
+            let o = o.cloned().unwrap_or_default();
+            VxlanConfig::parse(
+                o.local.as_deref(),
+                o.remote.as_deref(),
+                o.key.as_deref(),
+                o.dst_port,
+            )
+            .map(Some)
+            .map_err(|e| port_error(ErrorKind::BadRequest, e.to_string()))
+        }
+        (_, Some(o)) if *o != TunnelOptions::default() => Err(port_error(
+            ErrorKind::BadRequest,
+            format!(
+                "--local, --remote, --key and --dst-port apply to --type vxlan only, not {}",
+                kind.name()
+            ),
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -83,17 +124,28 @@ impl State {
         self.datapath()
     }
 
-    /// Open `iface` and hand its queues to the workers.
+    /// Open `iface` (or bind the VXLAN port `tunnel` describes) and hand its queues to the
+    /// workers.
     fn open_port(
         &self,
         bridge: &str,
         iface: &str,
         kind: PortType,
+        tunnel: Option<&VxlanConfig>,
         ofport: u32,
     ) -> Result<PortInfo, ErrorReply> {
         let dp = self.datapath()?;
-        let opened = port::open(iface, request(kind))
-            .map_err(|e| port_error(ErrorKind::PortUnavailable, e.to_string()))?;
+        let opened = match (request(kind), tunnel) {
+            (Some(req), _) => port::open(iface, req),
+            (None, Some(cfg)) => port::open_vxlan(iface, cfg),
+            (None, None) => {
+                return Err(port_error(
+                    ErrorKind::Internal,
+                    format!("{} port {iface} has no options", kind.name()),
+                ))
+            }
+        }
+        .map_err(|e| port_error(ErrorKind::PortUnavailable, e.to_string()))?;
         let info = opened.info.clone();
         dp.add_port(bridge, ofport, opened)
             .map_err(|e| port_error(ErrorKind::PortExists, e.to_string()))?;
@@ -102,8 +154,15 @@ impl State {
 
     /// Configure a port and try to bring it up; a failure leaves it configured but missing.
     /// Used when restoring the configuration.
-    pub(super) fn attach_port(&mut self, bridge: &str, iface: &str, kind: PortType, ofport: u32) {
-        let state = match self.open_port(bridge, iface, kind, ofport) {
+    pub(super) fn attach_port(
+        &mut self,
+        bridge: &str,
+        iface: &str,
+        kind: PortType,
+        tunnel: Option<VxlanConfig>,
+        ofport: u32,
+    ) {
+        let state = match self.open_port(bridge, iface, kind, tunnel.as_ref(), ofport) {
             Ok(info) => {
                 tracing::info!(bridge, iface, ofport, kind = info.kind.name(), mode = %info.mode, "port up");
                 PortState::Up(info)
@@ -118,6 +177,7 @@ impl State {
             PortEntry {
                 iface: iface.to_string(),
                 kind,
+                tunnel,
                 state,
             },
         );
@@ -165,7 +225,7 @@ impl State {
                     name: p.iface.clone(),
                     ofport: *ofport,
                     kind: p.kind.name().to_string(),
-                    mode: String::new(),
+                    mode: p.tunnel.map(|t| t.describe()).unwrap_or_default(),
                     queues: 0,
                     mtu: 0,
                     mac: String::new(),
@@ -183,10 +243,38 @@ impl Switch {
         iface: &str,
         kind: PortType,
         ofport: Option<u32>,
+        tunnel: Option<&TunnelOptions>,
     ) -> Result<Reply, ErrorReply> {
         let mut st = self.lock();
         if !st.bridges.contains_key(bridge) {
             return Err(no_such_bridge(bridge));
+        }
+        let tunnel = tunnel_config(kind, tunnel)?;
+        if let Some(t) = &tunnel {
+            if !port::iface::valid_name(iface) {
+                return Err(port_error(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "{iface:?} is not a valid port name (1 to 15 characters, no '/' or spaces)"
+                    ),
+                ));
+            }
+            let clash = st.ports.iter().find_map(|(br, ports)| {
+                ports.values().find_map(|p| {
+                    p.tunnel
+                        .filter(|o| o.local == t.local && o.dst_port == t.dst_port)
+                        .map(|_| (br.clone(), p.iface.clone()))
+                })
+            });
+            if let Some((br, name)) = clash {
+                return Err(port_error(
+                    ErrorKind::PortExists,
+                    format!(
+                        "VXLAN port {name} of bridge {br} already uses {}:{}",
+                        t.local, t.dst_port
+                    ),
+                ));
+            }
         }
         if let Some((br, n)) = st.find_iface(iface) {
             return Err(port_error(
@@ -219,12 +307,13 @@ impl Switch {
                 })?,
         };
         // Open first: a missing interface or an impossible kind changes nothing.
-        let info = st.open_port(bridge, iface, kind, ofport)?;
+        let info = st.open_port(bridge, iface, kind, tunnel.as_ref(), ofport)?;
         st.ports.entry(bridge.to_string()).or_default().insert(
             ofport,
             PortEntry {
                 iface: iface.to_string(),
                 kind,
+                tunnel,
                 state: PortState::Up(info.clone()),
             },
         );
@@ -308,6 +397,9 @@ impl Switch {
                 ("tx_ring_full", c.tx_ring_full),
                 ("tx_oversize", c.tx_oversize),
                 ("io_errors", c.io_errors),
+                ("vxlan_bad_header", c.vxlan_bad_header),
+                ("vxlan_unknown_vni", c.vxlan_unknown_vni),
+                ("vxlan_no_remote", c.vxlan_no_remote),
             ] {
                 if n > 0 {
                     *drops.entry(reason.to_string()).or_default() += n;
@@ -346,6 +438,11 @@ impl Switch {
                 vlan: e.vlan,
                 mac: mac_text(&e.mac),
                 age: e.age_secs,
+                remote: if e.remote == 0 {
+                    String::new()
+                } else {
+                    std::net::Ipv4Addr::from(e.remote).to_string()
+                },
             })
             .collect();
         Ok(Reply::Fdb { entries })
@@ -405,18 +502,21 @@ impl Switch {
         if !retry {
             return;
         }
-        let missing: Vec<(String, u32, String, PortType)> = st
+        type Missing = (String, u32, String, PortType, Option<VxlanConfig>);
+        let missing: Vec<Missing> = st
             .ports
             .iter()
             .flat_map(|(br, ports)| {
                 ports.iter().filter_map(move |(n, p)| match p.state {
-                    PortState::Missing(_) => Some((br.clone(), *n, p.iface.clone(), p.kind)),
+                    PortState::Missing(_) => {
+                        Some((br.clone(), *n, p.iface.clone(), p.kind, p.tunnel))
+                    }
                     PortState::Up(_) => None,
                 })
             })
             .collect();
-        for (bridge, ofport, iface, kind) in missing {
-            if let Ok(info) = st.open_port(&bridge, &iface, kind, ofport) {
+        for (bridge, ofport, iface, kind, tunnel) in missing {
+            if let Ok(info) = st.open_port(&bridge, &iface, kind, tunnel.as_ref(), ofport) {
                 tracing::info!(
                     bridge,
                     iface,

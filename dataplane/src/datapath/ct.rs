@@ -218,13 +218,12 @@ pub(crate) fn track(
     let info = layout.and_then(|l| packet_info(frame, &key, &l, req.zone));
     let (state, mark, label) = match info {
         Some(pkt) => {
-            let nv = match &req.nat {
-                Some(n) => ct.process_nat(&pkt, now_ms, req.commit, Some(n)),
-                None => conntrack::nat::NatVerdict {
-                    verdict: ct.process(&pkt, now_ms, req.commit),
-                    rewrite: None,
-                    inner_rewrite: None,
-                },
+            // A packet tracked in this zone before (a recirculated pass) gets its verdict
+            // again without being tracked twice: see `Conntrack::process_nat_again`.
+            let nv = if req.again {
+                ct.process_nat_again(&pkt, now_ms, req.commit, req.nat.as_ref())
+            } else {
+                ct.process_nat(&pkt, now_ms, req.commit, req.nat.as_ref())
             };
             let v = nv.verdict;
             if v.invalid == Some(InvalidReason::NatExhausted) {
@@ -385,6 +384,7 @@ mod tests {
             mark: Some((1, 1)),
             label: None,
             nat: None,
+            again: false,
         };
         let mut arp = arp;
         let Tracked::Go(Some((k, _))) = track(&ct, &req, &mut arp, 4, 0) else {
@@ -414,6 +414,7 @@ mod tests {
             mark: Some((0xab, 0xff)),
             label: Some((1 << 100, 1 << 100)),
             nat: None,
+            again: false,
         };
         let mut f = f;
         let Tracked::Go(Some((k, _))) = track(&ct, &req, &mut f, 1, 0) else {
@@ -431,6 +432,48 @@ mod tests {
         };
         assert!(matches!(track(&ct, &req, &mut f, 1, 1), Tracked::Go(None)));
         assert_eq!(ct.entries(Some(1), 1)[0].packets[0], 2);
+    }
+
+    /// S1's network node: `ct(zone=1,table=1)`, then `ct(commit,zone=1)` in table 1, for each
+    /// ping of a stream no reply of which passes this node. Each echo request is counted
+    /// once (it was counted twice before `again`), and it stays `+new` for the flows.
+    #[test]
+    fn a_recirculated_commit_tracks_the_packet_once() {
+        let ct = Conntrack::new(conntrack::config::Config::default());
+        let lookup = CtRequest {
+            zone: 1,
+            commit: false,
+            recirc: Some(crate::xlate::recirc_id(1)),
+            mark: None,
+            label: None,
+            nat: None,
+            again: false,
+        };
+        let commit = CtRequest {
+            commit: true,
+            recirc: None,
+            again: true,
+            ..lookup
+        };
+        for n in 1..=3u64 {
+            let mut f = eth(
+                B,
+                A,
+                None,
+                0x0800,
+                &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 1, 64, &icmp(8, 0, &[n as u8])),
+            );
+            let Tracked::Go(Some((k, _))) = track(&ct, &lookup, &mut f, 1, n * 1000) else {
+                panic!("recirculates")
+            };
+            assert_eq!(k.get(Field::CtState) as u32, ct_state::TRK | ct_state::NEW);
+            assert!(matches!(
+                track(&ct, &commit, &mut f, 1, n * 1000),
+                Tracked::Go(None)
+            ));
+            let e = ct.entries(Some(1), n * 1000);
+            assert_eq!((e.len(), e[0].packets[0]), (1, n), "echo request {n}");
+        }
     }
 
     /// A bare ACK with no SYN before it (an unsolicited ACK: `not_new`), to 10.0.0.2:22.
@@ -468,6 +511,7 @@ mod tests {
             mark: None,
             label: None,
             nat,
+            again: false,
         }
     }
 

@@ -16,8 +16,14 @@
 //! older than the aging time reads as absent and its slot is reused first. When a window is
 //! full of live entries the least recently seen one is replaced (a bounded table degrades to
 //! flooding, never to unbounded memory).
+//!
+//! Learned remote VTEP: a MAC learned on a tunnel port also records the outer source address
+//! (`tun_src`) it came from, stored with the port in the same 64-bit word (`remote << 32 |
+//! port`), so it is read and written under the same seqlock at no extra cost. `normal` sends
+//! unicast to that MAC to that remote (`--remote flow` VXLAN ports). A MAC that moves to
+//! another remote on the same port is rewritten like a MAC that moves to another port.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Slots per bridge (power of two).
 pub const SLOTS: usize = 8192;
@@ -34,8 +40,8 @@ struct Slot {
     seq: AtomicU64,
     /// `VALID | vlan << 48 | mac`, 0 when empty.
     key: AtomicU64,
-    /// OpenFlow port.
-    port: AtomicU32,
+    /// `remote << 32 | port`: OpenFlow port and remote VTEP (IPv4, 0 if none).
+    port: AtomicU64,
     /// Milliseconds (datapath clock) when last seen on `port`; written outside the seqlock
     /// (a torn pairing with `port` only makes an age off by one refresh).
     seen: AtomicU64,
@@ -50,6 +56,8 @@ pub struct Learned {
     pub mac: [u8; 6],
     /// Port it was last seen on.
     pub port: u32,
+    /// Remote VTEP (IPv4) it was seen behind, on a tunnel port; 0 otherwise.
+    pub remote: u32,
     /// When (datapath clock, ms).
     pub seen_ms: u64,
 }
@@ -91,9 +99,10 @@ impl Fdb {
         (0..WINDOW).map(move |i| (h + i) & (SLOTS - 1))
     }
 
-    /// Consistent read of slot `i`: (key, port), or `None` if it is being written.
+    /// Consistent read of slot `i`: (key, `remote << 32 | port`), or `None` if it is being
+    /// written.
     #[inline]
-    fn read(&self, i: usize) -> Option<(u64, u32)> {
+    fn read(&self, i: usize) -> Option<(u64, u64)> {
         let s = &self.slots[i];
         let s1 = s.seq.load(Ordering::Acquire);
         if s1 & 1 != 0 {
@@ -106,7 +115,7 @@ impl Fdb {
     }
 
     /// Write slot `i` if no other writer holds it.
-    fn write(&self, i: usize, k: u64, port: u32, now_ms: u64) {
+    fn write(&self, i: usize, k: u64, port: u64, now_ms: u64) {
         let s = &self.slots[i];
         let s1 = s.seq.load(Ordering::Relaxed);
         if s1 & 1 != 0
@@ -130,9 +139,15 @@ impl Fdb {
     /// The port (VLAN, MAC) was last seen on, if the entry is live.
     #[inline]
     pub fn lookup(&self, vlan: u16, mac: &[u8; 6], now_ms: u64) -> Option<u32> {
+        self.lookup_remote(vlan, mac, now_ms).map(|(p, _)| p)
+    }
+
+    /// The port and remote VTEP (0 if none) (VLAN, MAC) was last seen on, if live.
+    #[inline]
+    pub fn lookup_remote(&self, vlan: u16, mac: &[u8; 6], now_ms: u64) -> Option<(u32, u32)> {
         let k = pack(vlan, mac);
         Self::window(k).find_map(|i| match self.read(i) {
-            Some((kk, p)) if kk == k && self.fresh(i, now_ms) => Some(p),
+            Some((kk, p)) if kk == k && self.fresh(i, now_ms) => Some((p as u32, (p >> 32) as u32)),
             _ => None,
         })
     }
@@ -141,6 +156,12 @@ impl Fdb {
     /// and was refreshed less than [`REFRESH_MS`] ago.
     #[inline]
     pub fn learn(&self, vlan: u16, mac: &[u8; 6], port: u32, now_ms: u64) {
+        self.learn_remote(vlan, mac, port, 0, now_ms)
+    }
+
+    /// [`Fdb::learn`], recording also the remote VTEP (`tun_src`, 0 if none) behind `port`.
+    pub fn learn_remote(&self, vlan: u16, mac: &[u8; 6], port: u32, remote: u32, now_ms: u64) {
+        let port = (u64::from(remote) << 32) | u64::from(port);
         let k = pack(vlan, mac);
         let mut victim: Option<(usize, u64)> = None;
         for i in Self::window(k) {
@@ -175,7 +196,7 @@ impl Fdb {
     pub fn flush_port(&self, port: u32, now_ms: u64) {
         for i in 0..SLOTS {
             if let Some((k, p)) = self.read(i) {
-                if k != 0 && p == port {
+                if k != 0 && p as u32 == port {
                     self.write(i, 0, 0, now_ms);
                 }
             }
@@ -187,7 +208,7 @@ impl Fdb {
     pub fn entries(&self, now_ms: u64) -> Vec<Learned> {
         let mut v: Vec<Learned> = (0..SLOTS)
             .filter_map(|i| {
-                let (k, port) = self.read(i)?;
+                let (k, p) = self.read(i)?;
                 if k == 0 || !self.fresh(i, now_ms) {
                     return None;
                 }
@@ -195,7 +216,8 @@ impl Fdb {
                 Some(Learned {
                     vlan,
                     mac,
-                    port,
+                    port: p as u32,
+                    remote: (p >> 32) as u32,
                     seen_ms: self.slots[i].seen.load(Ordering::Relaxed),
                 })
             })
@@ -226,6 +248,23 @@ mod tests {
         assert_eq!(f.entries(3000).len(), 1);
         f.flush_port(2, 3000);
         assert_eq!(f.lookup(0, &A, 3000), None);
+    }
+
+    #[test]
+    fn remote_vtep_is_learned_with_the_port() {
+        let f = Fdb::new(300);
+        f.learn_remote(0, &A, 7, 0x0a00_0002, 0);
+        assert_eq!(f.lookup_remote(0, &A, 10), Some((7, 0x0a00_0002)));
+        assert_eq!(f.lookup(0, &A, 10), Some(7));
+        // Moving to another remote behind the same port rewrites the entry at once.
+        f.learn_remote(0, &A, 7, 0x0a00_0003, 20);
+        assert_eq!(f.lookup_remote(0, &A, 30), Some((7, 0x0a00_0003)));
+        assert_eq!(f.entries(30)[0].remote, 0x0a00_0003);
+        // Seen on a plain port: no remote.
+        f.learn(0, &A, 2, 40);
+        assert_eq!(f.lookup_remote(0, &A, 50), Some((2, 0)));
+        f.flush_port(2, 60);
+        assert_eq!(f.lookup(0, &A, 60), None);
     }
 
     #[test]

@@ -73,7 +73,7 @@
 //! kept by the queues themselves. Reading any of them sends a snapshot request to every worker and sums the
 //! answers. Per-port counters disappear with the port; per-bridge drop counters stay until the
 //! bridge is deleted; `drops()` adds the current ports' `tx_ring_full`, `tx_oversize`,
-//! `rx_oversize` and `io_errors`.
+//! `rx_oversize`, `io_errors` and the VXLAN ports' `vxlan_*` reasons.
 //!
 //! # Idle policy
 //!
@@ -236,6 +236,8 @@ pub struct FdbEntry {
     pub ofport: u32,
     /// Seconds since it was last seen.
     pub age_secs: u64,
+    /// Remote VTEP (IPv4) it was learned behind, on a tunnel port; 0 otherwise.
+    pub remote: u32,
 }
 
 /// Counters of one worker.
@@ -293,6 +295,8 @@ pub(crate) struct CrossFrame {
     /// Bridge id, to count the frame if the queue is gone on arrival.
     pub(crate) bridge: u32,
     pub(crate) data: Vec<u8>,
+    /// Tunnel metadata for an encapsulating output port.
+    pub(crate) tunnel: Option<crate::execute::TunnelMeta>,
 }
 
 /// The queues between an ordered pair of workers.
@@ -821,6 +825,7 @@ impl Datapath {
                 mac: e.mac,
                 ofport: e.port,
                 age_secs: now.saturating_sub(e.seen_ms) / 1000,
+                remote: e.remote,
             })
             .collect())
     }
@@ -859,6 +864,9 @@ impl Datapath {
             ("tx_oversize", io.tx_oversize),
             ("rx_oversize", io.rx_oversize),
             ("io_errors", io.io_errors),
+            ("vxlan_bad_header", io.vxlan_bad_header),
+            ("vxlan_unknown_vni", io.vxlan_unknown_vni),
+            ("vxlan_no_remote", io.vxlan_no_remote),
         ] {
             if n != 0 {
                 out.push((name.to_string(), n));
@@ -911,4 +919,7 @@ fn add_counters(a: &mut QueueCounters, b: &QueueCounters) {
     a.tx_ring_full += b.tx_ring_full;
     a.tx_oversize += b.tx_oversize;
     a.io_errors += b.io_errors;
+    a.vxlan_bad_header += b.vxlan_bad_header;
+    a.vxlan_unknown_vni += b.vxlan_unknown_vni;
+    a.vxlan_no_remote += b.vxlan_no_remote;
 }

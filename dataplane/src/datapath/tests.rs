@@ -1048,3 +1048,200 @@ fn in_place_and_copied_receive_forward_alike() {
         dp.shutdown();
     }
 }
+
+mod tunnel {
+    //! Tunnel metadata through the worker: received metadata in the key (and so in the
+    //! megaflow), `set_tunnel`/`tun_dst` to the output port, and the remote VTEP `normal`
+    //! learns. Port 1 plays the VXLAN port (memory ports carry metadata like it).
+
+    use super::*;
+    use crate::execute::TunnelMeta;
+
+    const VTEP_B: u32 = 0x0a00_0002;
+    const VTEP_C: u32 = 0x0a00_0003;
+    const LOCAL: u32 = 0x0a00_0001;
+
+    fn meta(id: u64, src: u32) -> TunnelMeta {
+        TunnelMeta {
+            id,
+            src,
+            dst: LOCAL,
+        }
+    }
+
+    fn send_tunneled(r: &Rig, f: &[u8], t: TunnelMeta) {
+        let before = r.processed();
+        assert!(r.peer(1).inject_tunneled(f, t));
+        wait_until(|| r.processed() > before);
+    }
+
+    #[test]
+    fn tun_id_is_part_of_the_megaflow_key() {
+        let r = Rig::new(
+            1,
+            2,
+            300,
+            &flows(&[
+                "priority=10,tun_id=0x43e,in_port=1 actions=output:2",
+                "priority=5,tun_src=10.0.0.3,in_port=1 actions=output:2",
+                "priority=0 actions=drop",
+            ]),
+        );
+        let f = frame(A, B, 1);
+        // The same inner frame on another VNI first: its (drop) megaflow must not be served
+        // to the matching VNI afterwards, nor the other way round.
+        for round in 0..3 {
+            send_tunneled(&r, &f, meta(0x43f, VTEP_B));
+            assert_eq!(r.taken(), vec![0, 0], "round {round}: other VNI dropped");
+            send_tunneled(&r, &f, meta(0x43e, VTEP_B));
+            assert_eq!(r.taken(), vec![0, 1], "round {round}: VNI 0x43e forwarded");
+            send_tunneled(&r, &f, meta(0x43f, VTEP_C));
+            assert_eq!(r.taken(), vec![0, 1], "round {round}: tun_src matched");
+        }
+        // Untunneled on the same port: no tunnel metadata, nothing matches but the drop.
+        r.send(1, &f);
+        assert_eq!(r.taken(), vec![0, 0]);
+        let ws = r.dp.worker_stats(false);
+        assert!(ws[0].cache_hits >= 6, "{:?}", ws[0]);
+    }
+
+    #[test]
+    fn set_tunnel_and_tun_dst_reach_the_encapsulating_port() {
+        let r = Rig::new(
+            1,
+            2,
+            300,
+            &flows(&[
+                "in_port=2 actions=set_tunnel:0x43e,set_field:10.0.0.2->tun_dst,output:1",
+                "tun_id=0x43e,in_port=1 actions=output:2",
+            ]),
+        );
+        for _ in 0..2 {
+            r.send(2, &frame(B, A, 1));
+            let out = r.peer(1).take_tunneled();
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                out[0].1,
+                Some(TunnelMeta {
+                    id: 0x43e,
+                    src: 0,
+                    dst: VTEP_B
+                })
+            );
+        }
+        // Received metadata travels with the frame when no action changes it.
+        send_tunneled(&r, &frame(A, B, 1), meta(0x43e, VTEP_B));
+        let out = r.peer(2).take_tunneled();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1, Some(meta(0x43e, VTEP_B)));
+    }
+
+    #[test]
+    fn normal_learns_the_remote_vtep_of_a_mac() {
+        let r = Rig::new(1, 3, 300, &normal());
+        // A and C are behind the tunnel port, at different VTEPs.
+        send_tunneled(&r, &frame(A, BCAST, 1), meta(0x43e, VTEP_B));
+        send_tunneled(&r, &frame(C, BCAST, 1), meta(0x43e, VTEP_C));
+        r.peer(2).take();
+        r.peer(3).take();
+        let fdb = r.dp.fdb("br0").unwrap();
+        let remote = |mac| {
+            fdb.iter()
+                .find(|e| e.mac == mac)
+                .map(|e| (e.ofport, e.remote))
+        };
+        assert_eq!(remote(A), Some((1, VTEP_B)));
+        assert_eq!(remote(C), Some((1, VTEP_C)));
+        // Unicast from a local host goes to the tunnel port with the learned remote.
+        r.send(2, &frame(B, A, 1));
+        r.send(2, &frame(B, C, 1));
+        let out = r.peer(1).take_tunneled();
+        let dsts: Vec<u32> = out.iter().map(|(_, t)| t.map_or(0, |t| t.dst)).collect();
+        assert_eq!(dsts, vec![VTEP_B, VTEP_C]);
+        // B was learned on a plain port: no remote.
+        let fdb = r.dp.fdb("br0").unwrap();
+        assert_eq!(fdb.iter().find(|e| e.mac == B).map(|e| e.remote), Some(0));
+    }
+}
+
+/// Floating IPs through the real flow cache: two ICMP errors of one megaflow quoting different
+/// packets are each handled on their own quote (the second one is a cache hit), and a FIP
+/// table change is seen by the very next packet.
+#[test]
+fn fip_icmp_errors_share_a_megaflow_but_not_the_quote_decision() {
+    use crate::execute::testutil::icmp;
+    use crate::xlate::{FipEntry, FipStats, FipTable};
+    let (fip, fixed, router) = ([192, 168, 111, 223], [88, 88, 88, 4], [192, 168, 111, 1]);
+    let table = |entries: Vec<FipEntry>| Arc::new(FipTable::new(entries).unwrap());
+    let entry = FipEntry {
+        fip: fip.into(),
+        fixed: fixed.into(),
+        mac: None,
+        owned: true,
+        claim: "standalone".into(),
+        stats: Arc::new(FipStats::default()),
+    };
+    let rig = Rig::new(1, 2, 300, &[spec(&[], vec![Action::FipDnat, out(2)])]);
+    let publish = |t: Arc<FipTable>| {
+        let mut e = rig.pipe.load_full().edit();
+        e.set_fips(t);
+        rig.pipe.store(Arc::new(e.finish()));
+    };
+    publish(table(vec![entry.clone()]));
+    let err = |quoted_src: [u8; 4]| {
+        let quoted = ipv4(
+            quoted_src,
+            [10, 99, 0, 2],
+            17,
+            1,
+            &udp(33434, 33435, b"probe"),
+        );
+        eth(
+            B,
+            A,
+            None,
+            0x0800,
+            &ipv4(router, fip, 1, 64, &icmp(11, 0, &quoted)),
+        )
+    };
+    let quoted_src =
+        |f: &[u8]| -> [u8; 4] { f[14 + 20 + 8 + 12..14 + 20 + 8 + 16].try_into().unwrap() };
+    let outer_dst = |f: &[u8]| -> [u8; 4] { f[14 + 16..14 + 20].try_into().unwrap() };
+    let hits = || {
+        rig.dp
+            .worker_stats(false)
+            .iter()
+            .map(|s| s.cache_hits)
+            .sum::<u64>()
+    };
+
+    rig.send(1, &err(fip));
+    let got = rig.peer(2).take();
+    assert_eq!((outer_dst(&got[0]), quoted_src(&got[0])), (fixed, fixed));
+    let h = hits();
+    rig.send(1, &err([192, 168, 111, 50]));
+    let got = rig.peer(2).take();
+    assert_eq!(hits(), h + 1, "same megaflow: a cache hit");
+    assert_eq!(
+        (outer_dst(&got[0]), quoted_src(&got[0])),
+        (fixed, [192, 168, 111, 50]),
+        "the other quote is left alone"
+    );
+    for f in &got {
+        crate::execute::testutil::verify_checksums(f).unwrap();
+    }
+    assert_eq!(
+        entry
+            .stats
+            .dnat
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+
+    // The FIP removed: the next packet is not translated (the cached decision is gone).
+    publish(table(Vec::new()));
+    rig.send(1, &err(fip));
+    let got = rig.peer(2).take();
+    assert_eq!((outer_dst(&got[0]), quoted_src(&got[0])), (fip, fip));
+}

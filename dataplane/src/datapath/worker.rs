@@ -39,7 +39,7 @@ use super::{
     BridgeTopo, Cmd, CrossFrame, GoneEvent, IdlePolicy, Link, NewQueue, QueueReport, Shared,
     Topology, WorkerReport, WorkerStats, BATCH,
 };
-use crate::execute::{execute, Egress, PacketBuf};
+use crate::execute::{execute, Egress, PacketBuf, TunnelMeta};
 use crate::flowtable::Pipeline;
 use crate::key::FlowKey;
 use crate::key::RECIRC_WORD;
@@ -97,6 +97,9 @@ struct OwnedQueue {
     drops: Drops,
     /// Frames waiting to be sent (`tx[..tx_n]`); buffers are kept for reuse.
     tx: Vec<Vec<u8>>,
+    /// Tunnel metadata of each staged frame (`tx_meta[..tx_n]`), for encapsulating ports.
+    /// Grows with `tx` (beyond a batch only while the queue is lent), never shrinks.
+    tx_meta: Vec<Option<TunnelMeta>>,
     tx_n: usize,
 }
 
@@ -106,13 +109,16 @@ impl OwnedQueue {
         if self.lent {
             return;
         }
-        for chunk in self.tx[..self.tx_n].chunks(BATCH) {
+        for (chunk, meta) in self.tx[..self.tx_n]
+            .chunks(BATCH)
+            .zip(self.tx_meta[..self.tx_n].chunks(BATCH))
+        {
             let mut refs: [&[u8]; BATCH] = [&[]; BATCH];
             for (r, b) in refs.iter_mut().zip(chunk) {
                 *r = b;
             }
             // What the queue does not accept it counts itself (`tx_ring_full`, `tx_oversize`).
-            self.q.send(&refs[..chunk.len()]);
+            self.q.send_tunneled(&refs[..chunk.len()], meta);
         }
         self.tx_n = 0;
         if self.direct {
@@ -120,26 +126,29 @@ impl OwnedQueue {
         }
     }
 
-    /// The next staging buffer (flushing first if the batch is full, unless the queue is lent:
-    /// then `tx` grows, which takes a hairpin of more than a batch's worth of outputs).
-    fn slot(&mut self) -> &mut Vec<u8> {
+    /// The next staging buffer, for a frame with `tunnel` metadata (flushing first if the
+    /// batch is full, unless the queue is lent: then `tx` grows, which takes a hairpin of more
+    /// than a batch's worth of outputs).
+    fn slot(&mut self, tunnel: Option<TunnelMeta>) -> &mut Vec<u8> {
         if self.tx_n >= BATCH && !self.lent {
             self.flush();
         }
         if self.tx.len() == self.tx_n {
             self.tx.push(Vec::with_capacity(FRAME_CAP));
+            self.tx_meta.push(None);
         }
+        self.tx_meta[self.tx_n] = tunnel;
         self.tx_n += 1;
         &mut self.tx[self.tx_n - 1]
     }
 
-    fn stage(&mut self, frame: &[u8]) {
+    fn stage(&mut self, frame: &[u8], tunnel: Option<TunnelMeta>) {
         if self.direct && !self.lent {
             // Counted by the queue if it cannot take it.
-            self.q.stage(frame);
+            self.q.stage(frame, tunnel);
             return;
         }
-        let b = self.slot();
+        let b = self.slot(tunnel);
         b.clear();
         b.extend_from_slice(frame);
     }
@@ -477,6 +486,7 @@ impl Worker {
             q: nq.queue,
             drops: [0; N_DROPS],
             tx: Vec::new(),
+            tx_meta: Vec::new(),
             tx_n: 0,
         });
         self.reindex();
@@ -569,18 +579,19 @@ impl Worker {
                 qid,
                 bridge,
                 mut data,
+                tunnel,
             }) = link.frames.pop()
             {
                 moved += 1;
                 busy_start(&mut self.busy_since, self.idle_since, &mut self.counters);
                 match self.qindex.get(&qid) {
                     Some(&i) if self.queues[i].direct && !self.queues[i].lent => {
-                        self.queues[i].stage(&data)
+                        self.queues[i].stage(&data, tunnel)
                     }
                     Some(&i) => {
                         // Swap the buffer into the staging slot: no copy; the slot's old
                         // buffer goes back to the sender.
-                        std::mem::swap(self.queues[i].slot(), &mut data);
+                        std::mem::swap(self.queues[i].slot(tunnel), &mut data);
                     }
                     None => {
                         // The port went away while the frame was crossing.
@@ -713,6 +724,7 @@ impl Worker {
             // Metadata words start at zero but `in_port`; `extract` rewrites every packet word.
             key.w[..FIRST_PACKET_WORD].fill(0);
             key.set(Field::InPort, u128::from(in_port));
+            set_tunnel_fields(key, bufs[i].tunnel);
             layouts[i] = match extract(bufs[i].data(), key) {
                 Ok(l) => Some(l),
                 Err(m) => {
@@ -752,6 +764,9 @@ impl Worker {
                     // Parse again: earlier passes may have rewritten or re-tagged the frame.
                     rkey = FlowKey::zero();
                     rkey.set(Field::InPort, u128::from(in_port));
+                    // The tunnel metadata as the frame carries it now (a `set_tunnel` of an
+                    // earlier pass included), like the rest of the frame.
+                    set_tunnel_fields(&mut rkey, bufs[i].tunnel);
                     let Ok(l) = extract(bufs[i].data(), &mut rkey) else {
                         emit.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
                         break;
@@ -801,7 +816,7 @@ impl Worker {
                         return;
                     }
                     let Egress::Ct(req) = eg else {
-                        return emit.output(eg, b.data());
+                        return emit.output(eg, b.data(), b.tunnel);
                     };
                     let k = match ct::track(&shared.conntrack, &req, b.data_mut(), in_port, now_ms)
                     {
@@ -894,6 +909,17 @@ fn busy_start(busy_since: &mut Option<Instant>, idle_since: Instant, c: &mut Cou
     t
 }
 
+/// Put a received frame's tunnel metadata (set by a tunnel port's `recv`) into its key:
+/// `tun_id`, `tun_src`, `tun_dst` are then part of the megaflow key like any header field.
+#[inline]
+fn set_tunnel_fields(key: &mut FlowKey, tunnel: Option<TunnelMeta>) {
+    if let Some(t) = tunnel {
+        key.set(Field::TunId, u128::from(t.id));
+        key.set(Field::TunSrc, u128::from(t.src));
+        key.set(Field::TunDst, u128::from(t.dst));
+    }
+}
+
 /// Add the batch's cache hits to the counters of the rules behind each entry.
 fn flush_hits(cache: &FlowCache, hits: &mut Vec<(usize, u64, u64)>, now_ms: u64) {
     for &(e, packets, bytes) in hits.iter() {
@@ -919,10 +945,10 @@ struct Emit<'a> {
 
 impl Emit<'_> {
     #[inline]
-    fn output(&mut self, eg: Egress, frame: &[u8]) {
+    fn output(&mut self, eg: Egress, frame: &[u8], tunnel: Option<TunnelMeta>) {
         match eg {
-            Egress::Port(p) => self.port_out(p, frame),
-            Egress::Normal => self.normal(frame),
+            Egress::Port(p) => self.port_out(p, frame, tunnel),
+            Egress::Normal => self.normal(frame, tunnel),
             // Run by the caller before it gets here.
             Egress::Ct(_) => {}
             Egress::Controller { reason, .. } => {
@@ -945,11 +971,12 @@ impl Emit<'_> {
         }
     }
 
-    /// Send `frame` out of OpenFlow port `p`.
+    /// Send `frame` (with its tunnel metadata, for an encapsulating port) out of OpenFlow
+    /// port `p`.
     #[inline]
-    fn port_out(&mut self, p: u32, frame: &[u8]) {
+    fn port_out(&mut self, p: u32, frame: &[u8], tunnel: Option<TunnelMeta>) {
         let (worker, qid) = match self.dest.get(p) {
-            Some(&Dest::Local(i)) => return self.queues[i].stage(frame),
+            Some(&Dest::Local(i)) => return self.queues[i].stage(frame, tunnel),
             Some(&Dest::Remote { worker, qid }) => (worker, qid),
             Some(Dest::Stale) => {
                 self.drops[stats::STALE_QUEUE] += 1;
@@ -971,6 +998,7 @@ impl Emit<'_> {
             qid,
             bridge: self.bridge.id,
             data,
+            tunnel,
         };
         if link.frames.push(cf).is_err() {
             self.drops[stats::CROSS_QUEUE_FULL] += 1;
@@ -978,7 +1006,11 @@ impl Emit<'_> {
     }
 
     /// The learning switch: learn the source, forward to the known destination or flood.
-    fn normal(&mut self, frame: &[u8]) {
+    ///
+    /// On a tunnel port the source MAC is learned together with the remote VTEP it came from
+    /// (`tun_src`), and unicast to a MAC learned that way carries that remote as `tun_dst`,
+    /// which a `--remote flow` VXLAN port sends to.
+    fn normal(&mut self, frame: &[u8], tunnel: Option<TunnelMeta>) {
         if frame.len() < 14 {
             self.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
             return;
@@ -997,16 +1029,25 @@ impl Emit<'_> {
         };
         let bridge = self.bridge;
         if src[0] & 1 == 0 {
-            bridge.fdb.learn(vlan, &src, self.in_port, self.now_ms);
+            let remote = tunnel.map_or(0, |t| t.src);
+            bridge
+                .fdb
+                .learn_remote(vlan, &src, self.in_port, remote, self.now_ms);
         }
         if dst[0] & 1 == 0 {
-            if let Some(p) = bridge.fdb.lookup(vlan, &dst, self.now_ms) {
+            if let Some((p, remote)) = bridge.fdb.lookup_remote(vlan, &dst, self.now_ms) {
                 if p == self.in_port {
                     self.drops[stats::NORMAL_SAME_PORT] += 1;
                     return;
                 }
                 if self.dest.contains_key(p) {
-                    self.port_out(p, frame);
+                    let tunnel = if remote == 0 {
+                        tunnel
+                    } else {
+                        let t = tunnel.unwrap_or_default();
+                        Some(TunnelMeta { dst: remote, ..t })
+                    };
+                    self.port_out(p, frame, tunnel);
                     return;
                 }
             }
@@ -1014,7 +1055,7 @@ impl Emit<'_> {
         // Unknown unicast, broadcast, multicast: every port but the ingress one.
         for &p in &bridge.ports {
             if p != self.in_port {
-                self.port_out(p, frame);
+                self.port_out(p, frame, tunnel);
             }
         }
     }

@@ -23,6 +23,9 @@
 //! addresses move 4 bytes forward instead of the whole frame moving back.
 
 mod buf;
+mod fip;
+#[cfg(test)]
+mod fip_tests;
 #[cfg(test)]
 mod tests;
 #[doc(hidden)]
@@ -75,11 +78,19 @@ pub struct CtRequest {
     pub label: Option<(u128, u128)>,
     /// `nat(...)`, if given.
     pub nat: Option<NatRequest>,
+    /// Tracked in this zone already (see [`DpAction::Ct`]'s `again`).
+    pub again: bool,
 }
 
 impl CtRequest {
     /// A `Ct` action with the `exec` modifiers that follow it (`rest`: the actions after it).
-    fn gather(zone: u16, commit: bool, recirc: Option<u32>, rest: &[DpAction]) -> Self {
+    fn gather(
+        zone: u16,
+        commit: bool,
+        recirc: Option<u32>,
+        again: bool,
+        rest: &[DpAction],
+    ) -> Self {
         let mut r = CtRequest {
             zone,
             commit,
@@ -87,6 +98,7 @@ impl CtRequest {
             mark: None,
             label: None,
             nat: None,
+            again,
         };
         for a in rest {
             match *a {
@@ -107,6 +119,7 @@ impl CtRequest {
                         random,
                         persistent,
                         hash,
+                        block: None,
                     })
                 }
                 DpAction::CtNatAddr { max, addr } => {
@@ -116,6 +129,22 @@ impl CtRequest {
                             *hi = addr;
                         } else {
                             *lo = addr;
+                        }
+                    }
+                }
+                DpAction::CtNatBlocks {
+                    net,
+                    prefix_len,
+                    lo,
+                    hi,
+                } => {
+                    if let Some(n) = r.nat.as_mut() {
+                        // Built from a validated pool. Should a layout be refused here anyway,
+                        // an empty port range makes conntrack refuse the new connection
+                        // (`malformed`) rather than translate it outside the pool.
+                        match conntrack::PortBlocks::new(net.into(), prefix_len, lo, hi) {
+                            Ok(b) => n.block = Some(b),
+                            Err(_) => n.ports = Some((1, 0)),
                         }
                     }
                 }
@@ -259,14 +288,22 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
                 zone,
                 commit,
                 recirc,
+                again,
             } => out(
-                Egress::Ct(CtRequest::gather(zone, commit, recirc, &actions[i + 1..])),
+                Egress::Ct(CtRequest::gather(
+                    zone,
+                    commit,
+                    recirc,
+                    again,
+                    &actions[i + 1..],
+                )),
                 buf,
             ),
             // Consumed with their `Ct`.
             DpAction::CtSetMark { .. }
             | DpAction::CtSetLabel { .. }
             | DpAction::CtNat { .. }
+            | DpAction::CtNatBlocks { .. }
             | DpAction::CtNatAddr { .. } => {}
             DpAction::Normal => out(Egress::Normal, buf),
             DpAction::Controller {
@@ -393,6 +430,11 @@ pub fn execute<B: AsRef<[u8]> + AsMut<[u8]>>(
                 fix(d, l4 + 2, |s| update128(s, old, u128::from_be_bytes(t)))?;
             }
             DpAction::SetNd { sll, tll } => set_nd_opts(buf.data_mut(), &h, sll, tll)?,
+            DpAction::FipIcmpQuoted {
+                quoted_dst,
+                from,
+                to,
+            } => fip::icmp_quoted(buf.data_mut(), &h, quoted_dst, from, to)?,
         }
     }
     Ok(())

@@ -46,6 +46,7 @@
 //!
 //! - [`extract`], [`Layout`], [`Malformed`]: the hot path.
 //! - [`vlan`]: smoltcp-style `VlanPacket`/`VlanRepr` for 802.1Q/802.1ad tags (smoltcp has none).
+//! - [`vxlan`]: smoltcp-style `VxlanPacket`/`VxlanRepr` for the VXLAN header (RFC 7348).
 //! - [`ether`]: Ethertype, IP protocol and header length constants.
 //! - [`build`]: frames from flow matches (`swctl trace`), metadata into keys, hex frames.
 
@@ -60,6 +61,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 pub mod vlan;
+pub mod vxlan;
 
 /// Offsets of the headers found in a frame. `NONE` marks an absent layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -47,7 +47,7 @@
 use super::afpacket::ifindex_exists;
 use super::iface::{self, IfaceInfo, Liveness};
 use super::{LentBatch, PortError, PortQueue, QueueCounters};
-use crate::execute::PacketBuf;
+use crate::execute::{PacketBuf, TunnelMeta};
 use libbpf_sys as bpf;
 use std::ffi::CString;
 use std::io;
@@ -967,7 +967,7 @@ impl PortQueue for AfXdpQueue {
     fn send(&mut self, frames: &[&[u8]]) -> usize {
         let mut accepted = 0;
         for f in frames {
-            accepted += usize::from(self.stage(f));
+            accepted += usize::from(self.stage(f, None));
         }
         PortQueue::flush(self);
         accepted
@@ -977,7 +977,8 @@ impl PortQueue for AfXdpQueue {
         true
     }
 
-    fn stage(&mut self, f: &[u8]) -> bool {
+    /// AF_XDP ports do not encapsulate: the tunnel metadata is not used.
+    fn stage(&mut self, f: &[u8], _tunnel: Option<TunnelMeta>) -> bool {
         if f.is_empty() || f.len() > self.max_tx {
             self.counters.tx_oversize += 1;
             return false;

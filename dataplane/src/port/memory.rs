@@ -9,9 +9,12 @@
 //! Frame buffers are recycled through a pool shared by both sides, so a benchmark that injects
 //! and receives in a loop does not measure the allocator; with [`MemoryPeer::set_discard_tx`]
 //! transmitted frames are only counted, not kept.
+//!
+//! Tunnel metadata travels on the wire too ([`MemoryPeer::inject_tunneled`],
+//! [`MemoryPeer::take_tunneled`]), so datapath tests can play a tunnel port without sockets.
 
 use super::{LentBatch, OpenedPort, PortError, PortInfo, PortKind, PortQueue, QueueCounters};
-use crate::execute::PacketBuf;
+use crate::execute::{PacketBuf, TunnelMeta};
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,9 +31,9 @@ const LEND_HEADROOM: usize = 256;
 /// State shared by one queue and the peer.
 struct Wire {
     /// Peer → switch.
-    rx: ArrayQueue<Vec<u8>>,
+    rx: ArrayQueue<(Vec<u8>, Option<TunnelMeta>)>,
     /// Switch → peer.
-    tx: ArrayQueue<Vec<u8>>,
+    tx: ArrayQueue<(Vec<u8>, Option<TunnelMeta>)>,
     /// Spare buffers (both directions recycle through it).
     pool: ArrayQueue<Vec<u8>>,
     /// Set by [`MemoryPeer::disconnect`].
@@ -80,13 +83,14 @@ impl PortQueue for MemoryQueue {
     fn recv(&mut self, bufs: &mut [PacketBuf]) -> usize {
         let mut n = 0;
         while n < bufs.len() {
-            let Some(frame) = self.wire.rx.pop() else {
+            let Some((frame, tunnel)) = self.wire.rx.pop() else {
                 break;
             };
             if frame.len() > MAX_FRAME {
                 self.counters.rx_oversize += 1;
             } else {
                 bufs[n].reset(&frame);
+                bufs[n].tunnel = tunnel;
                 self.counters.rx_packets += 1;
                 self.counters.rx_bytes += frame.len() as u64;
                 n += 1;
@@ -97,9 +101,13 @@ impl PortQueue for MemoryQueue {
     }
 
     fn send(&mut self, frames: &[&[u8]]) -> usize {
+        self.send_tunneled(frames, &[])
+    }
+
+    fn send_tunneled(&mut self, frames: &[&[u8]], meta: &[Option<TunnelMeta>]) -> usize {
         let mut sent = 0;
-        for f in frames {
-            sent += usize::from(self.stage(f));
+        for (i, f) in frames.iter().enumerate() {
+            sent += usize::from(self.stage(f, meta.get(i).copied().flatten()));
         }
         sent
     }
@@ -109,14 +117,14 @@ impl PortQueue for MemoryQueue {
     }
 
     /// Copies the frame into a pooled buffer and puts it on the wire at once (nothing to flush).
-    fn stage(&mut self, f: &[u8]) -> bool {
+    fn stage(&mut self, f: &[u8], tunnel: Option<TunnelMeta>) -> bool {
         if f.len() > MAX_FRAME {
             self.counters.tx_oversize += 1;
             return false;
         }
         if self.wire.discard.load(Ordering::Relaxed) {
             self.wire.discarded.fetch_add(1, Ordering::Relaxed);
-        } else if let Err(v) = self.wire.tx.push(self.wire.buffer(f)) {
+        } else if let Err((v, _)) = self.wire.tx.push((self.wire.buffer(f), tunnel)) {
             self.wire.recycle(v);
             self.counters.tx_ring_full += 1;
             return false;
@@ -136,14 +144,16 @@ impl PortQueue for MemoryQueue {
     fn recv_in_place(&mut self, max: usize, f: &mut LentBatch<'_>) -> usize {
         let max = max.min(LEND);
         let mut lens = [0usize; LEND];
+        let mut tunnels = [None; LEND];
         let mut n = 0;
         while n < max {
-            let Some(frame) = self.wire.rx.pop() else {
+            let Some((frame, tunnel)) = self.wire.rx.pop() else {
                 break;
             };
             if frame.len() > MAX_FRAME {
                 self.counters.rx_oversize += 1;
             } else {
+                tunnels[n] = tunnel;
                 if self.lend.len() == n {
                     self.lend.push(Vec::new());
                 }
@@ -168,7 +178,9 @@ impl PortQueue for MemoryQueue {
                 Some(b) if i < n => (&mut b[..], LEND_HEADROOM, lens[i]),
                 _ => (<&mut [u8]>::default(), 0, 0),
             };
-            PacketBuf::new(mem, start, len).unwrap_or_else(|| unreachable!())
+            let mut b = PacketBuf::new(mem, start, len).unwrap_or_else(|| unreachable!());
+            b.tunnel = tunnels.get(i).copied().flatten();
+            b
         });
         f(&mut views[..n]);
         n
@@ -213,10 +225,20 @@ impl MemoryPeer {
 
     /// Deliver `frame` to the switch on queue `queue` (modulo the number of queues).
     pub fn inject_to(&self, queue: usize, frame: &[u8]) -> bool {
+        self.inject_full(queue, frame, None)
+    }
+
+    /// Deliver `frame` on queue 0 as a tunnel port would: decapsulated, with `tunnel`
+    /// metadata (the worker puts it into `tun_id`/`tun_src`/`tun_dst`).
+    pub fn inject_tunneled(&self, frame: &[u8], tunnel: TunnelMeta) -> bool {
+        self.inject_full(0, frame, Some(tunnel))
+    }
+
+    fn inject_full(&self, queue: usize, frame: &[u8], tunnel: Option<TunnelMeta>) -> bool {
         let w = &self.wires[queue % self.wires.len()];
-        match w.rx.push(w.buffer(frame)) {
+        match w.rx.push((w.buffer(frame), tunnel)) {
             Ok(()) => true,
-            Err(v) => {
+            Err((v, _)) => {
                 w.recycle(v);
                 w.inject_full.fetch_add(1, Ordering::Relaxed);
                 false
@@ -226,6 +248,11 @@ impl MemoryPeer {
 
     /// Frames the switch transmitted since the last call, queue 0 first, in order per queue.
     pub fn take(&self) -> Vec<Vec<u8>> {
+        self.take_tunneled().into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// [`MemoryPeer::take`] with the tunnel metadata the switch sent each frame with.
+    pub fn take_tunneled(&self) -> Vec<(Vec<u8>, Option<TunnelMeta>)> {
         let mut out = Vec::new();
         for w in &self.wires {
             while let Some(f) = w.tx.pop() {

@@ -11,6 +11,15 @@
 //! * `afpacket` — a raw `AF_PACKET` socket with `PACKET_IGNORE_OUTGOING`, the fallback when
 //!   AF_XDP cannot be had.
 //! * `memory` — an in-process port for tests and benchmarks.
+//! * `vxlan` — a logical VXLAN tunnel port: the switch builds and parses the VXLAN header,
+//!   picks the VNI and remote VTEP, and fills `tun_id`/`tun_src`/`tun_dst`; the outer IPv4/UDP
+//!   goes through a kernel UDP socket bound to the local VTEP address (the kernel does routing,
+//!   ARP and checksums of the underlay). See [`vxlan`] for the decision and its limits.
+//!
+//! Tunnel metadata crosses the queue interface in both directions: `recv` sets
+//! `PacketBuf::tunnel` on decapsulated frames, and [`PortQueue::send_tunneled`] hands each
+//! frame's metadata (from `set_tunnel`, `set_field:..->tun_dst`, or as received) to the
+//! encapsulating port; other kinds ignore it.
 //!
 //! [`open()`] opens a port as a [`PortRequest`] asks (`auto`: AF_XDP, else AF_PACKET with a
 //! warning giving the reason); [`iface`] looks interfaces up; [`cleanup_stale_xdp`] and
@@ -29,7 +38,7 @@
 //! duration of a callback, so an AF_XDP worker copies each forwarded frame exactly once (RX UMEM
 //! chunk → TX UMEM chunk, like a bare forwarder); `recv` into owned buffers stays for the rest.
 
-use crate::execute::PacketBuf;
+use crate::execute::{PacketBuf, TunnelMeta};
 
 pub mod memory;
 use serde::{Deserialize, Serialize};
@@ -38,9 +47,10 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod iface;
 mod open;
+pub mod vxlan;
 
 pub use afxdp::{cleanup_stale_xdp, sweep_stale_xdp};
-pub use open::open;
+pub use open::{open, open_vxlan};
 
 /// Which implementation a port uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +62,8 @@ pub enum PortKind {
     Afpacket,
     /// In-process (tests, benchmarks).
     Memory,
+    /// VXLAN tunnel (logical port, kernel UDP socket underneath).
+    Vxlan,
 }
 
 impl PortKind {
@@ -61,6 +73,7 @@ impl PortKind {
             PortKind::Afxdp => "afxdp",
             PortKind::Afpacket => "afpacket",
             PortKind::Memory => "memory",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -116,6 +129,15 @@ pub struct QueueCounters {
     pub tx_oversize: u64,
     /// Receive or transmit system-call errors.
     pub io_errors: u64,
+    /// VXLAN: datagrams received without a valid VXLAN header and inner Ethernet header.
+    #[serde(default)]
+    pub vxlan_bad_header: u64,
+    /// VXLAN: datagrams received with a VNI other than the port's fixed `--key`.
+    #[serde(default)]
+    pub vxlan_unknown_vni: u64,
+    /// VXLAN: frames not sent because a `--remote flow` port had no `tun_dst` for them.
+    #[serde(default)]
+    pub vxlan_no_remote: u64,
 }
 
 /// Why a port or queue failed.
@@ -166,6 +188,13 @@ pub trait PortQueue: Send {
     /// and counted (`tx_ring_full`, `tx_oversize`).
     fn send(&mut self, frames: &[&[u8]]) -> usize;
 
+    /// [`PortQueue::send`] with each frame's tunnel metadata (`meta[i]` for `frames[i]`;
+    /// missing entries are `None`), for ports that encapsulate. The default ignores it.
+    fn send_tunneled(&mut self, frames: &[&[u8]], meta: &[Option<TunnelMeta>]) -> usize {
+        let _ = meta;
+        self.send(frames)
+    }
+
     /// True if the queue stages outgoing frames itself ([`PortQueue::stage`] copies straight
     /// into its transmit memory). Otherwise (the default) the worker copies frames into staging
     /// buffers of its own and hands a batch to [`PortQueue::send`]. Fixed for a queue's life.
@@ -173,12 +202,12 @@ pub trait PortQueue: Send {
         false
     }
 
-    /// Copy `frame` into the queue's transmit memory now; it goes out with the next
-    /// [`PortQueue::flush`] (or earlier, once a kernel wake-up's worth is staged). Returns false
-    /// if it was dropped and counted (`tx_ring_full`, `tx_oversize`). The default sends it at
-    /// once.
-    fn stage(&mut self, frame: &[u8]) -> bool {
-        self.send(&[frame]) == 1
+    /// Copy `frame` (with its tunnel metadata, for a port that encapsulates) into the queue's
+    /// transmit memory now; it goes out with the next [`PortQueue::flush`] (or earlier, once a
+    /// kernel wake-up's worth is staged). Returns false if it was dropped and counted
+    /// (`tx_ring_full`, `tx_oversize`). The default sends it at once.
+    fn stage(&mut self, frame: &[u8], tunnel: Option<TunnelMeta>) -> bool {
+        self.send_tunneled(&[frame], &[tunnel]) == 1
     }
 
     /// Transmit what [`PortQueue::stage`] staged. The default has nothing staged.

@@ -4,9 +4,13 @@
 //! if that fails for any reason, logs a warning with the reason and opens AF_PACKET instead (one
 //! queue). An explicit `afxdp` or `afpacket` request gets that kind or the error. A missing
 //! interface is never "fallen back" from: it is `NoSuchInterface` for every request.
+//!
+//! A VXLAN port has no interface: [`open_vxlan`] binds its UDP socket instead (see
+//! [`super::vxlan`]).
 
 use super::afpacket::AfPacketQueue;
 use super::iface::{self, IfaceInfo};
+use super::vxlan::{self, VxlanConfig};
 use super::{afxdp, OpenedPort, PortError, PortInfo, PortKind, PortRequest};
 
 /// Open a port on `iface` as `req` asks. See the module docs for the fallback policy.
@@ -24,6 +28,11 @@ pub fn open(iface: &str, req: PortRequest) -> Result<OpenedPort, PortError> {
             }
         },
     }
+}
+
+/// Open the logical VXLAN port `name` as `cfg` says (bind failures name the address).
+pub fn open_vxlan(name: &str, cfg: &VxlanConfig) -> Result<OpenedPort, PortError> {
+    vxlan::open(name, cfg)
 }
 
 fn port_info(info: &IfaceInfo, kind: PortKind, mode: String, queues: usize) -> PortInfo {

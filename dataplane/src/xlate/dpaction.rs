@@ -168,6 +168,10 @@ pub enum DpAction {
         commit: bool,
         /// Recirculation id (`table=`), if any.
         recirc: Option<u32>,
+        /// The packet was tracked in this zone already (its key says `+trk` in `zone`: a
+        /// pass recirculated by an earlier `ct`): conntrack gives the verdict again without
+        /// tracking it twice (Open vSwitch's cached conntrack).
+        again: bool,
     },
     /// `exec(set_field:V/M->ct_mark)` of the preceding [`DpAction::Ct`] (applied on commit).
     CtSetMark {
@@ -199,6 +203,33 @@ pub enum DpAction {
         persistent: bool,
         /// `hash`.
         hash: bool,
+    },
+    /// The quoted-header half of `fip_dnat`/`fip_snat` on an ICMP error: if the frame is an
+    /// ICMPv4 error whose quoted IPv4 header has `from` as its source (`quoted_dst == false`,
+    /// `fip_dnat`) or destination (`quoted_dst == true`, `fip_snat`), rewrite it to `to`,
+    /// patching the quoted IPv4 header checksum, the quoted TCP/UDP checksum when it is quoted,
+    /// and the ICMP checksum incrementally. Decided on each packet (the quote is not in the
+    /// flow key); any other frame is left as it is.
+    FipIcmpQuoted {
+        /// Rewrite the quoted destination (else the quoted source).
+        quoted_dst: bool,
+        /// The address expected there.
+        from: u32,
+        /// Its replacement.
+        to: u32,
+    },
+    /// `nat(src=pool:NAME)` of the preceding [`DpAction::CtNat`]: the pool's block layout
+    /// (inside prefix and public port range); conntrack allocates the port in the block of the
+    /// connection's source ([`conntrack::NatRequest::block`]).
+    CtNatBlocks {
+        /// Network address of the inside prefix.
+        net: u32,
+        /// Its length.
+        prefix_len: u8,
+        /// First public port.
+        lo: u16,
+        /// Last public port.
+        hi: u16,
     },
     /// One end of the address range of the preceding [`DpAction::CtNat`].
     CtNatAddr {
@@ -322,6 +353,7 @@ impl fmt::Display for DpAction {
                 zone,
                 commit,
                 recirc,
+                again: _,
             } => {
                 f.write_str("ct(")?;
                 if commit {
@@ -361,9 +393,26 @@ impl fmt::Display for DpAction {
                 }
                 f.write_str(")")
             }
+            DpAction::CtNatBlocks {
+                net,
+                prefix_len,
+                lo,
+                hi,
+            } => write!(f, "nat_blocks({}/{prefix_len}:{lo}-{hi})", ip4(net)),
             DpAction::CtNatAddr { max, addr } => {
                 write!(f, "nat_addr_{}({addr})", if max { "max" } else { "min" })
             }
+            DpAction::FipIcmpQuoted {
+                quoted_dst,
+                from,
+                to,
+            } => write!(
+                f,
+                "fip_icmp_quoted({}={}->{})",
+                if quoted_dst { "dst" } else { "src" },
+                ip4(from),
+                ip4(to)
+            ),
             DpAction::CtSetLabel { high, value, mask } => write!(
                 f,
                 "ct_label_{}({value:#x}/{mask:#x})",

@@ -69,6 +69,19 @@
 //! reserved ports. `normal` emits [`DpAction::Normal`], a placeholder the L2 learning switch
 //! resolves; its inputs (in_port, MACs, VLAN) are already in the megaflow mask.
 //!
+//! # Floating IPs
+//!
+//! `fip_dnat`, `fip_snat` and `fip_arp` consult the bridge's FIP table, which is part of the
+//! pipeline version (see [`fip`]): stateless address rewrites through the key like `set_field`,
+//! plus a per-packet [`DpAction::FipIcmpQuoted`] for the header quoted in ICMP errors.
+//!
+//! # SNAT pools
+//!
+//! `ct(commit,nat(src=pool:NAME))` and `snat_pool_owner(NAME)->DST` consult the bridge's SNAT
+//! pool table, also part of the pipeline version (see [`snat_pool`]): the first becomes
+//! `nat(src=PUBLIC)` plus the pool's block layout ([`DpAction::CtNatBlocks`]) for conntrack,
+//! the second writes the inside address owning a public port into a register.
+//!
 //! # Tracing
 //!
 //! [`xlate`] and [`xlate_trace`] are the same code instantiated with a `const TRACE: bool`;
@@ -79,11 +92,15 @@
 
 mod commit;
 pub mod dpaction;
+pub mod fip;
+pub mod snat_pool;
 #[cfg(test)]
 mod tests;
 pub mod trace;
 
 pub use dpaction::{ControllerReason, DpAction, DpActions, Mac};
+pub use fip::{FipEntry, FipStats, FipTable};
+pub use snat_pool::{SnatPool, SnatPoolStats, SnatPoolTable};
 pub use trace::{FieldChange, Trace, TraceEvent, TraceRule};
 
 use crate::flowtable::{Pipeline, RuleStats};
@@ -597,6 +614,10 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
             }
             Action::Ct(ct) => self.ct(ct, depth),
             Action::Group(_) => self.fail(DropReason::Unsupported, depth),
+            Action::FipDnat => self.fip_translate(false, depth),
+            Action::FipSnat => self.fip_translate(true, depth),
+            Action::FipArp => self.fip_arp(depth),
+            Action::SnatPoolOwner { pool, dst } => self.snat_pool_owner(pool, dst, depth),
             // Handled by the caller.
             Action::GotoTable(_) | Action::Drop | Action::Resubmit { .. } => {}
         }
@@ -642,15 +663,31 @@ impl<const TRACE: bool> Xlate<'_, '_, TRACE> {
         // Conntrack looks at the frame: it must be what the key says by now.
         self.commit();
         let recirc = ct.table.map(recirc_id);
+        // Tracked in this zone already (a recirculated pass, no `ct_clear` since): told to
+        // conntrack, which then does not track the packet twice. The decision reads the
+        // key's conntrack state and zone, so they join the megaflow mask.
+        let mask_trk = u128::from(conntrack::ct_state::TRK);
+        self.out
+            .wc
+            .set_loc_masked(loc(Field::CtState), mask_trk, mask_trk);
+        mark_field(&mut self.out.wc, Field::CtZone);
+        let again = self.key.get(Field::CtState) & mask_trk != 0
+            && self.key.get(Field::CtZone) == u128::from(zone);
         self.push(
             DpAction::Ct {
                 zone,
                 commit: ct.commit || ct.force,
                 recirc,
+                again: again && !ct.force,
             },
             depth,
         );
-        if let Some(nat) = &ct.nat {
+        if let Some(name) = ct.nat.as_ref().and_then(|n| n.pool.as_deref()) {
+            let nat = ct.nat.as_ref().expect("checked above");
+            if !self.ct_nat_pool(name, nat, depth) {
+                return;
+            }
+        } else if let Some(nat) = &ct.nat {
             self.push(
                 DpAction::CtNat {
                     kind: nat.kind,

@@ -764,6 +764,9 @@ mod prop {
             (proptest::option::of(0u32..6), proptest::option::of(0u8..6))
                 .prop_map(|(port, table)| Action::Resubmit { port, table }),
             Just(Action::Group(1)),
+            Just(Action::FipDnat),
+            Just(Action::FipSnat),
+            Just(Action::FipArp),
         ]
     }
 
@@ -794,7 +797,21 @@ mod prop {
             sport in any::<u16>(),
             tci in any::<u16>(),
         ) {
-            let p = pipeline(&rules);
+            // With a FIP for the key's destination whose fixed IP is its source, so the fip_*
+            // actions translate (and their mask bits are checked below too).
+            let mut e = pipeline(&rules).edit();
+            e.set_fips(std::sync::Arc::new(
+                crate::xlate::FipTable::new(vec![crate::xlate::FipEntry {
+                    fip: [10, 0, 0, 2].into(),
+                    fixed: [10, 0, 0, 1].into(),
+                    mac: Some([2, 0, 0, 0, 0, 9]),
+                    owned: true,
+                    claim: "standalone".into(),
+                    stats: Default::default(),
+                }])
+                .unwrap(),
+            ));
+            let p = e.finish();
             let mut k = tcp_key(in_port, 0x0a000001, 0x0a000002, sport, 80);
             k.set(Field::IpTtl, ttl.into());
             k.set(Field::VlanTci, tci.into());
@@ -919,7 +936,8 @@ fn ct_emits_dp_ct_after_committing_rewrites() {
             DpAction::Ct {
                 zone: 5,
                 commit: true,
-                recirc: Some(recirc_id(1))
+                recirc: Some(recirc_id(1)),
+                again: false
             },
             DpAction::CtSetMark {
                 value: 0x10,
@@ -942,6 +960,44 @@ fn ct_emits_dp_ct_after_committing_rewrites() {
     );
 }
 
+/// `ct(commit)` in a pass recirculated by `ct(table=)` of the same zone: the packet was tracked
+/// already, and the datapath action says so (conntrack then does not track it twice). Another
+/// zone, or after `ct_clear`, it is tracked afresh. The decision joins the megaflow mask.
+#[test]
+fn ct_in_a_recirculated_pass_of_its_zone_is_marked_again() {
+    let commit = |z: u16| ct_action(true, Some(CtZoneSrc::Value(z)), None);
+    let again_of = |o: &XlateOutput| {
+        o.actions.iter().find_map(|a| match a {
+            DpAction::Ct { again, .. } => Some(*again),
+            _ => None,
+        })
+    };
+    let mut k = tcp_key(1, 1, 2, 3, 4);
+    k.set(
+        Field::CtState,
+        u128::from(conntrack::ct_state::TRK | conntrack::ct_state::NEW),
+    );
+    k.set(Field::CtZone, 5);
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(5), out(2)])]);
+    let o = run(&p, &k);
+    assert_eq!(again_of(&o), Some(true));
+    assert_eq!(
+        o.wc.get(Field::CtState) & u128::from(conntrack::ct_state::TRK),
+        u128::from(conntrack::ct_state::TRK)
+    );
+    assert_eq!(o.wc.get(Field::CtZone), 0xffff);
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(6), out(2)])]);
+    assert_eq!(again_of(&run(&p, &k)), Some(false), "another zone");
+    let p = pipeline(&[spec(0, 10, &[], vec![Action::CtClear, commit(5), out(2)])]);
+    assert_eq!(again_of(&run(&p, &k)), Some(false), "after ct_clear");
+    let p = pipeline(&[spec(0, 10, &[], vec![commit(5), out(2)])]);
+    assert_eq!(
+        again_of(&run(&p, &tcp_key(1, 1, 2, 3, 4))),
+        Some(false),
+        "first pass"
+    );
+}
+
 #[test]
 fn ct_zone_from_register_joins_the_mask() {
     let zone = CtZoneSrc::Field(sf(Field::Reg(3), 0, 16));
@@ -960,7 +1016,8 @@ fn ct_zone_from_register_joins_the_mask() {
             DpAction::Ct {
                 zone: 7,
                 commit: false,
-                recirc: None
+                recirc: None,
+                again: false
             },
             DpAction::Output(2)
         ]
@@ -988,6 +1045,7 @@ fn ct_nat_emits_its_request_as_modifiers() {
         random: true,
         persistent: false,
         hash: false,
+        pool: None,
     };
     let mut ct = ct_action(true, Some(CtZoneSrc::Value(5)), Some(1));
     if let Action::Ct(c) = &mut ct {
@@ -1056,4 +1114,145 @@ fn recirculated_translation_starts_at_its_table() {
     assert!(t.events.iter().any(
         |e| matches!(e, TraceEvent::Note { text, .. } if text.contains("recirculate to table 3"))
     ));
+}
+
+fn with_pool(p: Pipeline, name: &str, public: &str, net: &str, len: u8) -> Pipeline {
+    let mut pools = std::collections::BTreeMap::new();
+    pools.insert(
+        name.to_string(),
+        SnatPool {
+            public: public.parse().unwrap(),
+            blocks: conntrack::PortBlocks::new(net.parse().unwrap(), len, 1024, 65535).unwrap(),
+            stats: Default::default(),
+        },
+    );
+    let mut e = p.edit();
+    e.set_snat_pools(std::sync::Arc::new(SnatPoolTable::new(pools)));
+    e.finish()
+}
+
+#[test]
+fn ct_nat_pool_hands_the_block_layout_to_conntrack() {
+    let parsed = control::flow::parse_flow(
+        "ip actions=ct(commit,zone=3,table=1,nat(src=pool:gw))",
+        control::flow::ParseMode::Add,
+    )
+    .unwrap();
+    let p = pipeline(std::slice::from_ref(&parsed));
+    // No such pool (yet): dropped, and the trace says why.
+    let o = run(&p, &tcp_key(1, 0x0a01_0004, 2, 3, 4));
+    assert_eq!(o.drop_reason, Some(DropReason::InvalidAction));
+    let p = with_pool(p, "gw", "203.0.113.7", "10.1.0.0", 24);
+    let k = tcp_key(1, 0x0a01_0004, 2, 3, 4);
+    let o = run(&p, &k);
+    assert_eq!(o.drop_reason, None);
+    assert_eq!(
+        super::DpActions(&o.actions).to_string(),
+        "ct(commit,zone=3),recirc(0x2),nat(src),nat_addr_min(203.0.113.7),\
+         nat_addr_max(203.0.113.7),nat_blocks(10.1.0.0/24:1024-65535)"
+    );
+    // The block is chosen by conntrack from the packet: the source is not in the mask.
+    assert_eq!(o.wc.get(Field::Ipv4Src), 0);
+    let mut seen = None;
+    let f = crate::execute::testutil::tcp4_frame([10, 1, 0, 4], [2, 2, 2, 2], 3, 4, 0);
+    let (k, l) = crate::execute::testutil::extract_at_port(&f, 1).unwrap();
+    let mut buf = crate::execute::PacketBuf::from_frame(&f);
+    crate::execute::execute(&o.actions, &mut buf, l, &k, &mut |e, _| {
+        if let crate::execute::Egress::Ct(r) = e {
+            seen = r.nat;
+        }
+    })
+    .unwrap();
+    let blocks = conntrack::PortBlocks::new("10.1.0.0".parse().unwrap(), 24, 1024, 65535).unwrap();
+    assert_eq!(
+        seen,
+        Some(conntrack::NatRequest {
+            block: Some(blocks),
+            ..conntrack::NatRequest::snat("203.0.113.7".parse().unwrap())
+        })
+    );
+    // And conntrack gives that source a port of its block.
+    let ct = conntrack::Conntrack::default();
+    let pkt = conntrack::PacketInfo::udp(
+        0,
+        "10.1.0.4".parse().unwrap(),
+        "198.51.100.1".parse().unwrap(),
+        5000,
+        53,
+    );
+    let v = ct.process_nat(&pkt, 0, true, seen.as_ref());
+    let port = v.rewrite.unwrap().src.unwrap().1.unwrap();
+    assert_eq!(blocks.owner(port), Some("10.1.0.4".parse().unwrap()));
+}
+
+#[test]
+fn snat_pool_owner_loads_the_owner_of_the_destination_port() {
+    let parsed = control::flow::parse_flow(
+        "ip actions=snat_pool_owner(gw)->NXM_NX_REG0[],output:2",
+        control::flow::ParseMode::Add,
+    )
+    .unwrap();
+    let p = with_pool(pipeline(&[parsed]), "gw", "203.0.113.7", "10.1.0.0", 24);
+    let public = 0xcb00_7107; // 203.0.113.7
+                              // 10.1.0.4 owns 1024 + 4*252 .. +251.
+    for (port, want) in [
+        (2032u16, 0x0a01_0004u128),
+        (2283, 0x0a01_0004),
+        (2284, 0x0a01_0005),
+        (1023, 0),
+        (65535, 0x0a01_00ff),
+    ] {
+        let mut k = tcp_key(1, 0xc633_6401, public, 80, port);
+        k.set(Field::Reg(0), 0xdead);
+        let mut out = XlateOutput::new();
+        let ctx = XlateCtx {
+            pipeline: &p,
+            ports: &[],
+            now_ms: 1,
+            packet_len: 60,
+        };
+        xlate(&ctx, &k, &mut out);
+        assert_eq!(out.final_key.get(Field::Reg(0)), want, "port {port}");
+        // The decision depends on the destination address and port: both in the mask.
+        assert_eq!(out.wc.get(Field::TcpDst), 0xffff);
+        assert_eq!(out.wc.get(Field::Ipv4Dst), 0xffff_ffff);
+    }
+    // Another destination, UDP to the public address, not TCP/UDP: 0 or the owner.
+    let ctx = XlateCtx {
+        pipeline: &p,
+        ports: &[],
+        now_ms: 1,
+        packet_len: 60,
+    };
+    let mut k = tcp_key(1, 1, 0xcb00_7108, 80, 2032);
+    k.set(Field::Reg(0), 7);
+    let mut out = XlateOutput::new();
+    assert_eq!(
+        {
+            xlate(&ctx, &k, &mut out);
+            out.final_key.get(Field::Reg(0))
+        },
+        0
+    );
+    let mut k = tcp_key(1, 1, public, 80, 0);
+    k.set(Field::IpProto, 17);
+    k.set(Field::UdpDst, 2032);
+    let mut out = XlateOutput::new();
+    assert_eq!(
+        {
+            xlate(&ctx, &k, &mut out);
+            out.final_key.get(Field::Reg(0))
+        },
+        0x0a01_0004
+    );
+    let mut k = tcp_key(1, 1, public, 80, 2032);
+    k.set(Field::IpProto, 1);
+    let mut out = XlateOutput::new();
+    assert_eq!(
+        {
+            xlate(&ctx, &k, &mut out);
+            out.final_key.get(Field::Reg(0))
+        },
+        0
+    );
 }

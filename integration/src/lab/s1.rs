@@ -44,6 +44,8 @@ use super::names::Lab;
 use super::netns::Netns;
 use std::time::{Duration, Instant};
 
+pub mod switches;
+
 /// The external client (the seed's `192.168.111.210`).
 pub const CLIENT_IP: &str = "192.168.111.210";
 /// The client's MAC: the destination MAC seed 000's SNAT flow writes (`2c:ab:00:9a:04:37`).
@@ -630,10 +632,15 @@ pub struct Capture {
 impl Capture {
     /// Start it and wait (bounded) until tcpdump says it is listening.
     pub fn start(ns: &Netns, iface: &str) -> Capture {
+        Capture::start_filter(ns, iface, &format!("tcp port {SSH_PORT}"))
+    }
+
+    /// The same with another capture filter (a pcap-filter expression, one shell word list:
+    /// no quotes inside), e.g. only SYN, FIN and RST segments of a long transfer.
+    pub fn start_filter(ns: &Netns, iface: &str, filter: &str) -> Capture {
         // Immediate mode: each packet is handed over as it comes (otherwise the kernel ring
         // holds it up to a second, and a capture stopped early misses it).
-        let cmd =
-            format!("exec tcpdump -i {iface} --immediate-mode -e -nn -l tcp port {SSH_PORT} 2>&1");
+        let cmd = format!("exec tcpdump -i {iface} --immediate-mode -e -nn -l '{filter}' 2>&1");
         let proc = ns.spawn(&["sh", "-c", &cmd]);
         let place = format!("{}/{iface}", ns.name());
         assert!(

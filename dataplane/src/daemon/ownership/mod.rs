@@ -13,6 +13,16 @@
 //! the daemon when a status changes, so the datapath's ownership (ARP answers) follows it.
 //! Without a store configured the node runs [`Standalone`]: every claim is granted locally and
 //! `show` says so.
+//!
+//! * [`etcd::EtcdStore`] (`vswitchd --etcd URL`): claims as leased etcd keys, over etcd's JSON
+//!   gateway with the small blocking [`client`]; its module docs give the keys, the lease and
+//!   failure rules, and what a restart with the same node id does.
+//! * [`check`]: `swctl fip-check`, built only from the trait (`local_records`, `status`,
+//!   `holder`, `records`, `health`), so it needs nothing from the FIP table.
+
+pub mod check;
+pub mod client;
+pub mod etcd;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -98,6 +108,34 @@ pub trait ClaimStore: Send + Sync {
     fn records(&self, fip: Ipv4Addr) -> Vec<ClaimRecord>;
     /// Register the function to call when statuses or records change.
     fn set_listener(&self, listener: ChangeListener);
+    /// This node's records: what it claimed and has not released (for `fip-check`, which
+    /// lists the FIPs configured on this node).
+    fn local_records(&self) -> Vec<ClaimRecord> {
+        Vec::new()
+    }
+    /// The node holding `fip`'s claim, as far as this store knows (any node, for any FIP it
+    /// has seen); `None` when nobody holds it or the store cannot tell.
+    fn holder(&self, _fip: Ipv4Addr) -> Option<String> {
+        None
+    }
+    /// The store's own state and counters, for `fip-check`.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
+    }
+}
+
+/// How a store is doing, for `fip-check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Whether claims are checked across nodes (false: standalone).
+    pub distributed: bool,
+    /// What is wrong right now (store unreachable, bad answers), if anything.
+    pub problem: Option<String>,
+    /// Claims this node made that another node's claim refused (each time a claim becomes
+    /// refused, not each retry).
+    pub claims_refused: u64,
+    /// Leases lost (expired at the store, or not refreshed for a whole TTL).
+    pub leases_lost: u64,
 }
 
 /// The store of a node without a distributed store: grants every centralized claim locally.
@@ -138,6 +176,13 @@ impl ClaimStore for Standalone {
     }
 
     fn set_listener(&self, _listener: ChangeListener) {}
+
+    fn local_records(&self) -> Vec<ClaimRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 #[cfg(test)]
