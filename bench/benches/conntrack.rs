@@ -129,11 +129,11 @@ fn snat() -> NatRequest {
     NatRequest::snat(NAT_IP).with_ports(1024, 65535)
 }
 
-/// A SYN from client `i` to one of 8 servers (so 100k translated connections fit in the
-/// port range of one NAT address: 12.5k per server).
+/// A SYN from client `i` to one of 64 servers (so 1M translated connections fit in the port
+/// range of one NAT address: 15.6k per server, a quarter of the range).
 fn nat_syn(i: u32) -> PacketInfo {
     let mut p = seg(i, true, SYN, 1000, 0);
-    p.dst = IpAddr::V4(Ipv4Addr::new(192, 168, 112, (i & 7) as u8 + 1));
+    p.dst = IpAddr::V4(Ipv4Addr::new(192, 168, 112, (i & 63) as u8 + 1));
     p
 }
 
@@ -144,7 +144,7 @@ fn nat_syn(i: u32) -> PacketInfo {
 fn bench_nat(c: &mut Criterion) {
     let mut g = c.benchmark_group("conntrack");
     let req = snat();
-    for n in [1_000u32, 100_000] {
+    for n in [1_000u32, 100_000, 1_000_000] {
         let ct = Conntrack::new(Config {
             global_limit: 4_000_000,
             ..Config::default()
