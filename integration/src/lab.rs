@@ -13,6 +13,7 @@ pub mod names;
 pub mod netns;
 pub mod privilege;
 pub mod s1;
+pub mod scripts;
 pub mod switch;
 pub mod topology;
 pub mod traffic;

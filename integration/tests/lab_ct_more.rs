@@ -18,6 +18,7 @@
 //! lab only.
 
 use integration::lab::cmd::eventually;
+use integration::lab::scripts::TCP_ECHO_SERVER;
 use integration::lab::switch::{add_flows, bridge_with_hosts, flow_packets};
 use integration::lab::{hosts, ping, require_root, Lab, Netns};
 use integration::{Daemon, TempDir};
@@ -325,38 +326,6 @@ fn related_icmp_passes_unrelated_is_dropped_and_flush_by_tuple() {
     assert!(ct_stats(&d)["events"]["flushed"].as_u64().unwrap() >= 2);
     assert!(d.is_running());
 }
-
-/// Echo server for many connections: prints `listening`, echoes everything, exits after
-/// ARGV2 seconds without activity.
-const TCP_ECHO_SERVER: &str = r#"
-import selectors, socket, sys
-port, timeout = int(sys.argv[1]), float(sys.argv[2])
-sel = selectors.DefaultSelector()
-ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port)); ls.listen(64); ls.setblocking(False)
-sel.register(ls, selectors.EVENT_READ)
-print("listening", flush=True)
-while True:
-    ev = sel.select(timeout)
-    if not ev:
-        break
-    for k, _ in ev:
-        if k.fileobj is ls:
-            c, peer = ls.accept()
-            print("peer %s %d" % peer, flush=True)
-            c.setblocking(False)
-            sel.register(c, selectors.EVENT_READ)
-        else:
-            try:
-                b = k.fileobj.recv(65536)
-            except OSError:
-                b = b""
-            if b:
-                k.fileobj.sendall(b)
-            else:
-                sel.unregister(k.fileobj); k.fileobj.close()
-"#;
 
 /// One long-lived connection: connect, print `connected LOCALPORT`; on go file 1 exchange
 /// "one" (print `one ok`), on go file 2 exchange "two" (print `two ok`). Bounded.

@@ -8,6 +8,7 @@
 //! decision is taken in the recirculated pass, on the new address).
 
 use integration::lab::cmd::eventually;
+use integration::lab::scripts::TCP_ECHO_SERVER;
 use integration::lab::switch::{add_flows, bridge_with_hosts};
 use integration::lab::{hosts, require_root, Lab};
 use integration::Daemon;
@@ -29,38 +30,6 @@ fn zone_entries(d: &Daemon, zone: &str) -> Vec<Value> {
         .expect("entry list")
         .clone()
 }
-
-/// Echo server: accept up to `n` connections, log each peer as `peer ADDR PORT`, echo what
-/// each sends; exits after `timeout` seconds without activity.
-const TCP_ECHO_SERVER: &str = r#"
-import selectors, socket, sys
-port, timeout = int(sys.argv[1]), float(sys.argv[2])
-sel = selectors.DefaultSelector()
-ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port)); ls.listen(512); ls.setblocking(False)
-sel.register(ls, selectors.EVENT_READ)
-print("listening", flush=True)
-while True:
-    ev = sel.select(timeout)
-    if not ev:
-        break
-    for k, _ in ev:
-        if k.fileobj is ls:
-            c, peer = ls.accept()
-            print("peer %s %d" % peer, flush=True)
-            c.setblocking(False)
-            sel.register(c, selectors.EVENT_READ)
-        else:
-            try:
-                b = k.fileobj.recv(65536)
-            except OSError:
-                b = b""
-            if b:
-                k.fileobj.sendall(b)
-            else:
-                sel.unregister(k.fileobj); k.fileobj.close()
-"#;
 
 /// Client: open `n` connections to ADDR:PORT at once, send a distinct message on each, read
 /// every echo, print how many came back intact.

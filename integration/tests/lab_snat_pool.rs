@@ -20,6 +20,7 @@
 //!    to A, and A's conntrack translates it. The connection carries data all along.
 
 use integration::lab::cmd::must;
+use integration::lab::scripts::TCP_ECHO_SERVER;
 use integration::lab::switch::{add_flows, flows};
 use integration::lab::{eventually, require_root, Lab, Netns};
 use integration::Daemon;
@@ -42,40 +43,6 @@ const TB_MAC: &str = "02:00:c6:33:64:0b";
 /// The blocks of the two VMs in `gw` (checked against `dump-snat-pools` too).
 const VM1_BLOCK: (u16, u16) = (2032, 2283);
 const VM2_BLOCK: (u16, u16) = (2284, 2535);
-
-/// Echo server: logs `peer ADDR PORT` per connection, echoes; exits after `timeout` seconds
-/// without activity.
-const ECHO_SERVER: &str = r#"
-import selectors, socket, sys
-port, timeout = int(sys.argv[1]), float(sys.argv[2])
-sel = selectors.DefaultSelector()
-ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port)); ls.listen(16); ls.setblocking(False)
-sel.register(ls, selectors.EVENT_READ)
-print("listening", flush=True)
-while True:
-    ev = sel.select(timeout)
-    if not ev:
-        break
-    for k, _ in ev:
-        if k.fileobj is ls:
-            c, peer = ls.accept()
-            print("peer %s %d" % peer, flush=True)
-            c.setblocking(False)
-            sel.register(c, selectors.EVENT_READ)
-        else:
-            try:
-                b = k.fileobj.recv(65536)
-            except OSError:
-                b = b""
-            if b:
-                k.fileobj.setblocking(True)
-                k.fileobj.sendall(b)
-                k.fileobj.setblocking(False)
-            else:
-                sel.unregister(k.fileobj); k.fileobj.close()
-"#;
 
 /// Client: one connection; `rounds1` echoed messages, prints `phase1`, waits (at most 60 s)
 /// for the file GO to exist, then `rounds2` more; prints `done N` with the number of intact
@@ -370,7 +337,9 @@ fn snat_pool_blocks_and_wrong_node_replies_forwarded_to_the_owner() {
     let b_flows: Vec<&str> = b_flows.iter().map(String::as_str).collect();
     add_flows(&t.db, "br0", &b_flows);
 
-    let srv = t.srv.spawn(&["python3", "-c", ECHO_SERVER, "9000", "30"]);
+    let srv = t
+        .srv
+        .spawn(&["python3", "-c", TCP_ECHO_SERVER, "9000", "30"]);
     assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
     let go = format!("/tmp/{}-go", lab.prefix());
     let _ = std::fs::remove_file(&go);

@@ -1,0 +1,39 @@
+//! Small python3 peers shared by lab tests (the kernel's own TCP stack on both ends, driven by
+//! a few lines of Python so a test can run many connections without extra tools).
+
+/// TCP echo server for many concurrent connections: argv `PORT TIMEOUT`. Prints `listening`
+/// once bound, `peer ADDR PORT` for every accepted connection (so a test can see the address
+/// and port a NAT presented), echoes everything, and exits after TIMEOUT seconds without
+/// activity (a bound, never the test's pass condition).
+pub const TCP_ECHO_SERVER: &str = r#"
+import selectors, socket, sys
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+sel = selectors.DefaultSelector()
+ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", port)); ls.listen(512); ls.setblocking(False)
+sel.register(ls, selectors.EVENT_READ)
+print("listening", flush=True)
+while True:
+    ev = sel.select(timeout)
+    if not ev:
+        break
+    for k, _ in ev:
+        if k.fileobj is ls:
+            c, peer = ls.accept()
+            print("peer %s %d" % peer, flush=True)
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        else:
+            try:
+                b = k.fileobj.recv(65536)
+            except OSError:
+                b = b""
+            if b:
+                # Blocking for the echo: a full send buffer must not drop bytes.
+                k.fileobj.setblocking(True)
+                k.fileobj.sendall(b)
+                k.fileobj.setblocking(False)
+            else:
+                sel.unregister(k.fileobj); k.fileobj.close()
+"#;
