@@ -797,6 +797,16 @@ impl ErrorReply {
             token: None,
         }
     }
+
+    /// A bad request naming the offending token (the operator sees which word was wrong).
+    pub fn bad_token(token: &str, message: impl Into<String>) -> Self {
+        ErrorReply {
+            kind: ErrorKind::BadRequest,
+            message: message.into(),
+            line: None,
+            token: Some(token.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -106,12 +106,7 @@ pub struct FipConf {
 pub(super) type FipConfigs = BTreeMap<String, BTreeMap<Ipv4Addr, FipConf>>;
 
 fn bad(token: &str, message: String) -> ErrorReply {
-    ErrorReply {
-        kind: ErrorKind::BadRequest,
-        message,
-        line: None,
-        token: Some(token.to_string()),
-    }
+    ErrorReply::bad_token(token, message)
 }
 
 /// Parse an address given as `what` (`floating IP`, `fixed IP`).

@@ -53,7 +53,7 @@ use super::db;
 use super::handlers::{no_such_bridge, State, Switch};
 use crate::xlate::{SnatPool, SnatPoolStats, SnatPoolTable};
 use conntrack::PortBlocks;
-use control::protocol::{ErrorKind, ErrorReply, Reply, SnatPoolDump};
+use control::protocol::{ErrorReply, Reply, SnatPoolDump};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -79,12 +79,7 @@ pub struct SnatPoolConf {
 pub(super) type SnatPoolConfigs = BTreeMap<String, BTreeMap<String, SnatPoolConf>>;
 
 fn bad(token: &str, message: String) -> ErrorReply {
-    ErrorReply {
-        kind: ErrorKind::BadRequest,
-        message,
-        line: None,
-        token: Some(token.to_string()),
-    }
+    ErrorReply::bad_token(token, message)
 }
 
 fn parse_ipv4(what: &str, text: &str) -> Result<Ipv4Addr, ErrorReply> {

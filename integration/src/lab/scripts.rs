@@ -37,3 +37,21 @@ while True:
             else:
                 sel.unregister(k.fileobj); k.fileobj.close()
 "#;
+
+/// UDP echo server, argv `ADDR PORT TIMEOUT FIRST`: sends every datagram back until `timeout` passes without one. The first
+/// datagram may take longer (up to `first`): on a loaded 2-core machine the client's
+/// interpreter can take seconds to start, and a server gone by then loses the exchange.
+pub const UDP_ECHO_SERVER: &str = r#"
+import socket, sys
+addr, port, timeout, first = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port)); s.settimeout(first)
+print("ready", flush=True)
+try:
+    while True:
+        b, peer = s.recvfrom(65536)
+        s.settimeout(timeout)
+        s.sendto(b, peer)
+except socket.timeout:
+    pass
+"#;

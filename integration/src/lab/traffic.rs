@@ -6,6 +6,7 @@
 
 use super::cmd::Spawned;
 use super::netns::Netns;
+use super::scripts;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
@@ -198,24 +199,6 @@ pub fn tcp_transfer(
     }
 }
 
-/// Echo server: send every datagram back until `timeout` passes without one. The first
-/// datagram may take longer (up to `first`): on a loaded 2-core machine the client's
-/// interpreter can take seconds to start, and a server gone by then loses the exchange.
-const UDP_ECHO: &str = r#"
-import socket, sys
-addr, port, timeout, first = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((addr, port)); s.settimeout(first)
-print("ready", flush=True)
-try:
-    while True:
-        b, peer = s.recvfrom(65536)
-        s.settimeout(timeout)
-        s.sendto(b, peer)
-except socket.timeout:
-    pass
-"#;
-
 /// Client: send `count` numbered datagrams, each waiting up to 1 s for its echo; print how
 /// many came back intact.
 const UDP_CLIENT: &str = r#"
@@ -242,7 +225,15 @@ print(ok, flush=True)
 /// returns how many echoes came back intact.
 pub fn udp_exchange(server: &Netns, server_addr: &str, client: &Netns, count: u32) -> u32 {
     let port = next_port();
-    let mut srv = server.spawn(&["python3", "-c", UDP_ECHO, server_addr, &port, "3", "15"]);
+    let mut srv = server.spawn(&[
+        "python3",
+        "-c",
+        scripts::UDP_ECHO_SERVER,
+        server_addr,
+        &port,
+        "3",
+        "15",
+    ]);
     assert!(
         srv.wait_line(|l| l == "ready", Duration::from_secs(10)),
         "UDP echo server did not start in {}",

@@ -46,6 +46,7 @@ use super::{
     NET_UNDERLAY_IP, QG_MAC, QR_MAC, START_TIMEOUT, TENANT_GW, VM_IP, VM_MAC, VNI,
 };
 use crate::lab::netns::Netns;
+use crate::lab::scripts::UDP_ECHO_SERVER;
 use crate::Daemon;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -581,21 +582,6 @@ pub fn transfers(s1: &S1Lab, sizes: &[usize], timeout: Duration) -> Transfers {
     }
 }
 
-/// Echo server for [`udp_to_fip`]: send every datagram back until idle for `timeout`.
-const UDP_ECHO: &str = r#"
-import socket, sys
-addr, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((addr, port)); s.settimeout(timeout)
-print("ready", flush=True)
-try:
-    while True:
-        b, peer = s.recvfrom(65536)
-        s.sendto(b, peer)
-except socket.timeout:
-    pass
-"#;
-
 /// Client for [`udp_to_fip`]: a connected socket (so only answers from the FIP count), each
 /// datagram waiting up to 1 s for its echo; prints how many came back intact.
 const UDP_CLIENT: &str = r#"
@@ -624,7 +610,9 @@ pub const UDP_PORT: u16 = 5001;
 /// echoes came back (from the FIP: the client's socket is connected to it).
 pub fn udp_to_fip(s1: &S1Lab, count: u32) -> u32 {
     let port = UDP_PORT.to_string();
-    let mut srv = s1.vm.spawn(&["python3", "-c", UDP_ECHO, VM_IP, &port, "3"]);
+    let mut srv = s1
+        .vm
+        .spawn(&["python3", "-c", UDP_ECHO_SERVER, VM_IP, &port, "3", "15"]);
     assert!(
         srv.wait_line(|l| l == "ready", START_TIMEOUT),
         "UDP echo server did not start"
