@@ -18,7 +18,7 @@
 //! lab only.
 
 use integration::lab::cmd::eventually;
-use integration::lab::scripts::TCP_ECHO_SERVER;
+use integration::lab::scripts::{TCP_ECHO_SERVER, TCP_ONE_CLIENT, TCP_ONE_ECHO};
 use integration::lab::switch::{add_flows, bridge_with_hosts, flow_packets};
 use integration::lab::{hosts, ping, require_root, Lab, Netns};
 use integration::{Daemon, TempDir};
@@ -615,39 +615,6 @@ fn zone_limit_10_admits_ten_refuses_the_eleventh() {
 /// MAC the routers use for the switch's addresses (the FIP outside, the gateway inside).
 const GW_MAC: &str = "02:00:00:ee:00:5b";
 
-/// Server on ARGV1: accept connections, print `peer ADDR PORT`, send back "echo:" + what
-/// came; exits after ARGV2 seconds without a connection.
-const TCP_ONE_ECHO: &str = r#"
-import socket, sys
-port, timeout = int(sys.argv[1]), float(sys.argv[2])
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port)); ls.listen(8); ls.settimeout(timeout)
-print("listening", flush=True)
-try:
-    while True:
-        c, peer = ls.accept()
-        print("peer %s %d" % peer, flush=True)
-        c.settimeout(5)
-        c.sendall(b"echo:" + c.recv(1000))
-        c.close()
-except socket.timeout:
-    pass
-"#;
-
-/// Client: connect, send, print `REPLY PEERADDR PEERPORT LOCALPORT`.
-const TCP_ONE_CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"hello")
-got = b""
-while True:
-    b = s.recv(100)
-    if not b:
-        break
-    got += b
-print(got.decode(), s.getpeername()[0], s.getpeername()[1], s.getsockname()[1], flush=True)
-"#;
-
 /// Traceroute-style probes on a connected UDP socket with IP_RECVERR, so the kernel hands
 /// over an ICMP error only if its quoted header matches this socket (addresses and ports as
 /// the socket knows them):
@@ -875,7 +842,7 @@ fn floating_ip_one_to_one_with_translated_icmp_errors() {
     let srv = vm.spawn(&["python3", "-c", TCP_ONE_ECHO, "2222", "20"]);
     assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
     let out = c.exec_timeout(
-        &["python3", "-c", TCP_ONE_CLIENT, fip, "2222"],
+        &["python3", "-c", TCP_ONE_CLIENT, fip, "2222", "hello"],
         Duration::from_secs(15),
     );
     let w: Vec<String> = out.stdout.split_whitespace().map(str::to_owned).collect();
@@ -899,7 +866,7 @@ fn floating_ip_one_to_one_with_translated_icmp_errors() {
     let srv = c.spawn(&["python3", "-c", TCP_ONE_ECHO, "2223", "20"]);
     assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
     let out = vm.exec_timeout(
-        &["python3", "-c", TCP_ONE_CLIENT, client, "2223"],
+        &["python3", "-c", TCP_ONE_CLIENT, client, "2223", "hello"],
         Duration::from_secs(15),
     );
     let w: Vec<String> = out.stdout.split_whitespace().map(str::to_owned).collect();

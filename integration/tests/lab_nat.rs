@@ -8,7 +8,7 @@
 //! decision is taken in the recirculated pass, on the new address).
 
 use integration::lab::cmd::eventually;
-use integration::lab::scripts::TCP_ECHO_SERVER;
+use integration::lab::scripts::{TCP_ECHO_SERVER, TCP_ONE_CLIENT, TCP_ONE_ECHO};
 use integration::lab::switch::{add_flows, bridge_with_hosts};
 use integration::lab::{hosts, require_root, Lab};
 use integration::Daemon;
@@ -201,38 +201,6 @@ fn snat_gateway_many_connections_icmp_errors_and_expiry() {
     );
 }
 
-/// Server: listen on PORT, echo one message back on each connection; exits after `timeout`
-/// seconds without a connection.
-const TCP_ONE_ECHO: &str = r#"
-import socket, sys
-port, timeout = int(sys.argv[1]), float(sys.argv[2])
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port)); ls.listen(8); ls.settimeout(timeout)
-print("listening", flush=True)
-try:
-    while True:
-        c, peer = ls.accept()
-        print("peer %s %d" % peer, flush=True)
-        c.settimeout(5)
-        c.sendall(b"echo:" + c.recv(1000))
-        c.close()
-except socket.timeout:
-    pass
-"#;
-
-const TCP_ONE_CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"port-forwarded")
-got = b""
-while True:
-    b = s.recv(100)
-    if not b:
-        break
-    got += b
-print(got.decode(), s.getpeername()[0], s.getpeername()[1], flush=True)
-"#;
-
 #[test]
 fn dnat_port_forward() {
     if !require_root() {
@@ -274,11 +242,23 @@ fn dnat_port_forward() {
     let mut srv = server.ns.spawn(&["python3", "-c", TCP_ONE_ECHO, "80", "5"]);
     assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
     let out = client.ns.exec_timeout(
-        &["python3", "-c", TCP_ONE_CLIENT, public, "8080"],
+        &[
+            "python3",
+            "-c",
+            TCP_ONE_CLIENT,
+            public,
+            "8080",
+            "port-forwarded",
+        ],
         Duration::from_secs(10),
     );
+    // `REPLY PEERADDR PEERPORT LOCALPORT`: the reply came from the public address and port.
     assert_eq!(
-        out.stdout.trim(),
+        out.stdout
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         format!("echo:port-forwarded {public} 8080"),
         "{out:?}\n{}",
         d.log_text()
@@ -384,11 +364,23 @@ fn hairpin_dnat_back_out_the_ingress_port() {
     let mut srv = server.ns.spawn(&["python3", "-c", TCP_ONE_ECHO, "80", "5"]);
     assert!(srv.wait_line(|l| l == "listening", Duration::from_secs(10)));
     let out = client.ns.exec_timeout(
-        &["python3", "-c", TCP_ONE_CLIENT, public, "8080"],
+        &[
+            "python3",
+            "-c",
+            TCP_ONE_CLIENT,
+            public,
+            "8080",
+            "port-forwarded",
+        ],
         Duration::from_secs(10),
     );
+    // `REPLY PEERADDR PEERPORT LOCALPORT`: the reply came from the public address and port.
     assert_eq!(
-        out.stdout.trim(),
+        out.stdout
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         format!("echo:port-forwarded {public} 8080"),
         "{out:?}\n{}\n{}\n{}\n{}",
         d.log_text(),

@@ -55,3 +55,38 @@ try:
 except socket.timeout:
     pass
 "#;
+
+/// One-shot TCP echo server, argv `PORT TIMEOUT`: prints `listening`, then for every connection
+/// `peer ADDR PORT` (the address and port a NAT presented) and sends back `echo:` + what came;
+/// exits after TIMEOUT seconds without a connection.
+pub const TCP_ONE_ECHO: &str = r#"
+import socket, sys
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", port)); ls.listen(8); ls.settimeout(timeout)
+print("listening", flush=True)
+try:
+    while True:
+        c, peer = ls.accept()
+        print("peer %s %d" % peer, flush=True)
+        c.settimeout(5)
+        c.sendall(b"echo:" + c.recv(1000))
+        c.close()
+except socket.timeout:
+    pass
+"#;
+
+/// Client of [`TCP_ONE_ECHO`], argv `ADDR PORT MESSAGE`: connects, sends MESSAGE, prints
+/// `REPLY PEERADDR PEERPORT LOCALPORT`.
+pub const TCP_ONE_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(sys.argv[3].encode())
+got = b""
+while True:
+    b = s.recv(100)
+    if not b:
+        break
+    got += b
+print(got.decode(), s.getpeername()[0], s.getpeername()[1], s.getsockname()[1], flush=True)
+"#;
