@@ -19,6 +19,7 @@
 //!   150 over the limit are counted (each evicted an older embryonic entry: `early_drop`).
 
 use integration::lab::cmd::Spawned;
+use integration::lab::scripts::RAW_TCP;
 use integration::lab::switch::{add_flows, bridge_with_hosts, dump_ports, flow_packets};
 use integration::lab::{eventually, hosts, require_root, Host, Lab, Netns};
 use integration::Daemon;
@@ -95,29 +96,6 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((addr, port)); s.listen(8)
 print("listening", flush=True)
 time.sleep(timeout)
-"#;
-
-/// Send `count` hand-made TCP segments with `flags` from `src` (ports `sport`, `sport+1`, ...)
-/// to `dst:dport` through a raw socket: no connection, no SYN before them unless they are.
-const RAW_TCP: &str = r#"
-import socket, struct, sys, random
-src, dst, sport, dport, flags, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xffff) + (t >> 16)
-    return ~t & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-rnd = random.Random(7)
-for i in range(count):
-    seq, ack = rnd.getrandbits(32), (rnd.getrandbits(32) if flags & 0x10 else 0)
-    h = struct.pack("!HHIIBBHHH", sport + i, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
-    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
-    h = h[:16] + struct.pack("!H", csum(ph + h)) + h[18:]
-    s.sendto(h, (dst, 0))
-print("sent", count, flush=True)
 "#;
 
 fn json(d: &Daemon, args: &[&str]) -> Value {

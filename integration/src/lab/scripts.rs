@@ -90,3 +90,28 @@ while True:
     got += b
 print(got.decode(), s.getpeername()[0], s.getpeername()[1], s.getsockname()[1], flush=True)
 "#;
+
+/// Hand-made TCP segments through a raw socket, argv `SRC DST SPORT DPORT FLAGS COUNT`:
+/// `COUNT` segments with TCP `FLAGS` from SRC (source ports SPORT, SPORT+1, ...) to DST:DPORT,
+/// belonging to no connection (no SYN before them unless they are SYNs); sequence and
+/// acknowledgment numbers random, seeded by SPORT so a run is repeatable.
+pub const RAW_TCP: &str = r#"
+import socket, struct, sys, random
+src, dst, sport, dport, flags, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+rnd = random.Random(sport)
+for i in range(count):
+    seq, ack = rnd.getrandbits(32), (rnd.getrandbits(32) if flags & 0x10 else 0)
+    h = struct.pack("!HHIIBBHHH", sport + i, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
+    h = h[:16] + struct.pack("!H", csum(ph + h)) + h[18:]
+    s.sendto(h, (dst, 0))
+print("sent", count, flush=True)
+"#;

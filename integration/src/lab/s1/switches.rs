@@ -46,7 +46,7 @@ use super::{
     NET_UNDERLAY_IP, QG_MAC, QR_MAC, START_TIMEOUT, TENANT_GW, VM_IP, VM_MAC, VNI,
 };
 use crate::lab::netns::Netns;
-use crate::lab::scripts::UDP_ECHO_SERVER;
+use crate::lab::scripts::{RAW_TCP, UDP_ECHO_SERVER};
 use crate::Daemon;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -624,30 +624,6 @@ pub fn udp_to_fip(s1: &S1Lab, count: u32) -> u32 {
     drop(srv.wait(Duration::from_secs(5)));
     out.stdout.trim().parse().unwrap_or(0)
 }
-
-/// Send `count` hand-made TCP segments with `flags` from the client (source ports `sport`,
-/// `sport+1`, ...) to FIP:`dport` through a raw socket: no socket, no SYN before them unless
-/// they are SYNs; random sequence and acknowledgment numbers.
-const RAW_TCP: &str = r#"
-import socket, struct, sys, random
-src, dst, sport, dport, flags, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xffff) + (t >> 16)
-    return ~t & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-rnd = random.Random(sport)
-for i in range(count):
-    seq, ack = rnd.getrandbits(32), (rnd.getrandbits(32) if flags & 0x10 else 0)
-    h = struct.pack("!HHIIBBHHH", sport + i, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
-    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
-    h = h[:16] + struct.pack("!H", csum(ph + h)) + h[18:]
-    s.sendto(h, (dst, 0))
-print("sent", count, flush=True)
-"#;
 
 /// TCP flag: SYN.
 pub const TCP_SYN: u8 = 0x02;
