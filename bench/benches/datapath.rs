@@ -80,6 +80,7 @@ fn rig_flows(flows: &[FlowSpec]) -> Rig {
         workers: 1,
         idle: IdlePolicy::Busy,
         mac_aging_secs: 300,
+        pmd_cpus: Vec::new(),
     });
     let mut e = Pipeline::default().edit();
     for f in flows {

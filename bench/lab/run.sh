@@ -26,6 +26,10 @@ usage: run.sh [options]
   --ovs-root DIR       where ovs-vswitchd / ovs-vsctl live if not in PATH
                        (default /var/tmp/benchlab-ovs/root, filled by bench/lab/get-ovs.sh)
   --gen-mode MODE      auto (live frames, AF_PACKET if unavailable) | live | packet
+  --ctl-cpu N          CPU of the switches' non-PMD threads (default 0: vswitchd's control
+                       threads, ovs-vswitchd's main/handler/revalidator threads and ovsdb);
+                       their PMD runs on CPU 1 either way (--pmd-cpus 1 / pmd-cpu-mask=0x2).
+                       1 puts everything on CPU 1, as before 2026-11-21 (bench/LAB.md)
   --results FILE       also keep the raw per-measurement lines (TSV) in FILE
   --logs DIR           keep the peers' logs (OVS, vswitchd, forwarder) in DIR
 EOF
@@ -45,6 +49,7 @@ OVS_ROOT=/var/tmp/benchlab-ovs/root
 RESULTS_KEEP=
 LOGS_KEEP=
 GEN_MODE=auto
+CTL_CPU=0
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario) SCENARIO=$2; shift ;;
@@ -61,6 +66,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS_KEEP=$2; shift ;;
     --logs) LOGS_KEEP=$2; shift ;;
     --gen-mode) GEN_MODE=$2; shift ;;
+    --ctl-cpu) CTL_CPU=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -90,6 +96,7 @@ done
 for n in "$MEAS_SECONDS" "${NEW_SECONDS:-1}"; do
     [[ "$n" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "bad number of seconds $n"
 done
+[[ "$CTL_CPU" =~ ^[01]$ ]] || die "--ctl-cpu must be 0 or 1"
 for f in $FLOWS; do
     if ! [[ "$f" =~ ^[0-9]+$ ]] || [ "$f" -lt 1 ] || [ "$f" -gt 60000 ]; then
         die "bad flow count $f (1..60000)"
@@ -453,8 +460,18 @@ teardown_afxdp() {
     [ -n "$PEER_PID" ] && stop_pid "$PEER_PID"
     PEER_PID=
 }
-pre_afxdp() { :; }
-post_afxdp() { :; }
+# SIGUSR1: the forwarder prints its busy figures since the previous one (`stats ...` lines).
+pre_afxdp() { kill -USR1 "$PEER_PID"; }
+post_afxdp() {
+    local before
+    before=$(grep -c '^stats ' "$TMP/fwd.out" || true)
+    kill -USR1 "$PEER_PID" || return 0
+    for _ in $(seq 50); do
+        [ "$(grep -c '^stats ' "$TMP/fwd.out" || true)" -gt "$before" ] && break
+        sleep 0.02
+    done
+    PEER_EXTRA=$(awk '/^stats / { for (i = 2; i <= NF; i++) if ($i ~ /^busy_ns_per_packet=/) { split($i, a, "="); v = a[2] } } END { if (v != "") printf "%.0f ns", v; else print "-" }' "$TMP/fwd.out")
+}
 ct_flush_afxdp() { :; }
 ct_count_afxdp() { echo -; }
 ct_snat_count_afxdp() { echo -; }
@@ -490,7 +507,7 @@ setup_ovs() {
     ip link show ovs-netdev >/dev/null 2>&1 && OVS_NETDEV_PREEXISTING=1
     mkdir -p "$OVS_DIR/etc"
     ovsdb-tool create "$OVS_DIR/conf.db" "$OVS_SCHEMA" || return 1
-    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c 1 ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
+    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c "$CTL_CPU" ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
         --unixctl="$OVS_DIR/ovsdb.ctl" --pidfile="$OVS_DIR/ovsdb.pid" --log-file="$OVS_DIR/ovsdb.log" \
         --no-chdir 2>>"$OVS_DIR/ovsdb.err"
     OVSDB_PID=$!
@@ -498,7 +515,7 @@ setup_ovs() {
     [ -S "$OVS_DIR/db.sock" ] || { echo "ovsdb-server did not start: $(cat "$OVS_DIR/ovsdb.err")"; return 1; }
     vsctl --no-wait init || return 1
     vsctl --no-wait set Open_vSwitch . other_config:pmd-cpu-mask=0x2 || return 1
-    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c 1 "$OVS_VSWITCHD" "unix:$OVS_DIR/db.sock" --disable-system \
+    spawn env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR/etc" taskset -c "$CTL_CPU" "$OVS_VSWITCHD" "unix:$OVS_DIR/db.sock" --disable-system \
         --unixctl="$OVS_DIR/vswitchd.ctl" --pidfile="$OVS_DIR/vswitchd.pid" \
         --log-file="$OVS_DIR/vswitchd.log" --no-chdir 2>>"$OVS_DIR/vswitchd.err"
     PEER_PID=$!
@@ -562,7 +579,7 @@ setup_vswitchd() {
     fi
     mkdir -p "$VS_DIR" || return 1
     local sock=$VS_DIR/vswitchd.sock
-    spawn taskset -c 1 "$VSWITCHD" --socket "$sock" --db "$VS_DIR/conf.db" --workers 1 --idle busy \
+    spawn taskset -c "$CTL_CPU" "$VSWITCHD" --socket "$sock" --db "$VS_DIR/conf.db" --workers 1 --pmd-cpus 1 --idle busy \
         >"$VS_DIR/log" 2>&1
     PEER_PID=$!
     for _ in $(seq 50); do

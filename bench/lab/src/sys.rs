@@ -449,6 +449,28 @@ impl Xsk {
         self.fd.as_raw_fd() as u32
     }
 
+    /// The kernel's counters for this socket (`XDP_STATISTICS`): why received frames were
+    /// dropped (RX ring full, fill ring empty, ...).
+    pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+        // SAFETY: all-zero is a valid `xdp_statistics` (plain integers).
+        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `st`, which is that large.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut st as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+
     /// The UMEM bytes `[addr, addr+len)`. Panics on a descriptor outside the UMEM (a kernel bug).
     pub fn frame(&self, addr: u64, len: u32) -> &[u8] {
         assert!(addr as usize + len as usize <= self.umem.len);

@@ -7,7 +7,7 @@ use dataplane::daemon::fip::Ownership;
 use dataplane::daemon::ownership::etcd::{EtcdConfig, EtcdStore};
 use dataplane::daemon::ownership::{ClaimStore, Standalone};
 use dataplane::daemon::{server, Switch};
-use dataplane::datapath::{DatapathConfig, IdlePolicy};
+use dataplane::datapath::{affinity, DatapathConfig, IdlePolicy};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
@@ -34,6 +34,12 @@ struct Args {
     /// sleeps (small machines and labs).
     #[arg(long, value_enum, default_value = "busy")]
     idle: IdleArg,
+    /// Pin the workers to these CPUs ("1", "2-3", "1,3"; worker i takes the i-th, wrapping),
+    /// like Open vSwitch's pmd-cpu-mask. The other threads (control socket, housekeeping)
+    /// keep the process's own affinity, so `taskset -c 0 vswitchd --pmd-cpus 1` keeps them
+    /// off the worker's core. Default: workers are not pinned.
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
+    pmd_cpus: Option<CpuList>,
     /// Seconds a learned MAC address stays in the `normal` action's table without being seen.
     #[arg(long, default_value_t = 300)]
     mac_aging: u64,
@@ -58,6 +64,15 @@ struct Args {
 enum IdleArg {
     Busy,
     Sleep,
+}
+
+/// `--pmd-cpus`' value: one argument holding a list (a bare `Vec` would make clap expect
+/// several arguments).
+#[derive(Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    affinity::parse_cpu_list(s).map(CpuList)
 }
 
 fn main() {
@@ -87,7 +102,9 @@ fn run(args: Args) -> Result<()> {
             IdleArg::Sleep => IdlePolicy::Sleep,
         },
         mac_aging_secs: args.mac_aging,
+        pmd_cpus: args.pmd_cpus.clone().map(|c| c.0).unwrap_or_default(),
     };
+    affinity::check_cpus(&dp_config.pmd_cpus).map_err(|e| anyhow::anyhow!("--pmd-cpus: {e}"))?;
     let db = (!args.no_db).then_some(args.db.as_path());
     let node = match &args.node_id {
         Some(n) => n.clone(),

@@ -105,6 +105,7 @@
 //! whole port from the bridge (its other queues, its MAC entries) before doing anything else, so
 //! callers never observe a gone port as present once it has been reported.
 
+pub mod affinity;
 pub mod cache;
 mod ct;
 pub mod fdb;
@@ -154,6 +155,9 @@ pub struct DatapathConfig {
     pub idle: IdlePolicy,
     /// MAC learning entries expire this long after the host was last seen (default 300).
     pub mac_aging_secs: u64,
+    /// CPUs to pin workers to: worker `i` runs on `pmd_cpus[i % len]`; empty: not pinned
+    /// (see [`affinity`]). Check them with [`affinity::check_cpus`] first.
+    pub pmd_cpus: Vec<usize>,
 }
 
 impl Default for DatapathConfig {
@@ -162,6 +166,7 @@ impl Default for DatapathConfig {
             workers: 1,
             idle: IdlePolicy::Busy,
             mac_aging_secs: 300,
+            pmd_cpus: Vec::new(),
         }
     }
 }
@@ -438,9 +443,20 @@ impl Datapath {
         let (mut dp, workers) = Self::build(&cfg, false);
         for w in workers {
             let name = format!("pmd-{}", w.id());
+            let cpu = (!cfg.pmd_cpus.is_empty()).then(|| cfg.pmd_cpus[w.id() % cfg.pmd_cpus.len()]);
             let h = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || w.run())
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        // Checked at start (`affinity::check_cpus`); a CPU taken offline since
+                        // leaves the worker unpinned, which is worth a warning, not a stop.
+                        match affinity::pin_current_thread(cpu) {
+                            Ok(()) => tracing::info!(worker = w.id(), cpu, "worker pinned"),
+                            Err(e) => tracing::warn!(worker = w.id(), "worker not pinned: {e}"),
+                        }
+                    }
+                    w.run()
+                })
                 .expect("spawning a datapath worker thread");
             dp.threads.push(h);
         }

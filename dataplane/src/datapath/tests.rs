@@ -58,6 +58,7 @@ impl Rig {
             workers,
             idle: IdlePolicy::Sleep,
             mac_aging_secs: aging,
+            pmd_cpus: Vec::new(),
         });
         let pipe = Arc::new(ArcSwap::from_pointee(pipeline(specs)));
         dp.add_bridge("br0", pipe.clone()).unwrap();
@@ -411,6 +412,7 @@ fn multi_queue_port_output_is_deterministic() {
         workers: 2,
         idle: IdlePolicy::Sleep,
         mac_aging_secs: 300,
+        pmd_cpus: Vec::new(),
     });
     let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&[spec(
         &[(Field::InPort, 1)],
@@ -488,6 +490,7 @@ fn full_crossing_queue_drops_and_counts() {
         workers: 2,
         idle: IdlePolicy::Busy,
         mac_aging_secs: 300,
+        pmd_cpus: Vec::new(),
     });
     let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&[spec(
         &[(Field::InPort, 1)],
@@ -528,6 +531,7 @@ fn busy_policy_forwards_and_accounts_time() {
         workers: 1,
         idle: IdlePolicy::Busy,
         mac_aging_secs: 300,
+        pmd_cpus: Vec::new(),
     });
     let pipe = Arc::new(ArcSwap::from_pointee(pipeline(&normal())));
     dp.add_bridge("br0", pipe).unwrap();
@@ -1012,6 +1016,7 @@ fn in_place_and_copied_receive_forward_alike() {
             workers: 1,
             idle: IdlePolicy::Sleep,
             mac_aging_secs: 300,
+            pmd_cpus: Vec::new(),
         });
         let specs =
             flows(&["in_port=1 actions=mod_dl_src:02:00:00:00:00:0c,output:2,IN_PORT,IN_PORT"]);

@@ -574,6 +574,11 @@ impl Worker {
     fn drain_crossing(&mut self) -> usize {
         let mut moved = 0;
         for from in 0..self.shared.links.len() {
+            // A worker never sends to itself (`Dest::Remote` names another worker): skipping
+            // its own link saves a poll of a queue that is always empty.
+            if from == self.id {
+                continue;
+            }
             let link: &Link = &self.shared.links[from][self.id];
             while let Some(CrossFrame {
                 qid,

@@ -2,7 +2,7 @@
 //!
 //! # Library
 //! The module drives libbpf's `xsk` API (UMEM and socket creation, libbpf's default XSK
-//! redirect program, the ring helpers) through `libbpf-sys` 0.3 — the very library, vendored
+//! redirect program) through `libbpf-sys` 0.3 — the very library, vendored
 //! and built from source, that the `afxdp` crate 0.4 wraps. The crate itself was evaluated
 //! first and not used, because its defects sit where a wrapper cannot guard against them:
 //! * its TX wake-up `panic!`s on any `sendto` errno outside a fixed list — including `ENXIO`,
@@ -10,6 +10,10 @@
 //!   the call, and release builds use `panic = "abort"`, so the daemon would die;
 //! * its socket constructor hard-codes the XDP attach flags (no native/generic choice), and it
 //!   reports libbpf's negative return codes as OS errors ("Unknown error -22").
+//!
+//! The rings themselves are driven by [`ring`]: libbpf's `static inline` accessors written
+//! out in Rust, because `libbpf-sys` exports them as out-of-line functions (a call per
+//! descriptor).
 //!
 //! Every libbpf type stays inside this module; the rest of the switch sees [`PortQueue`].
 //!
@@ -43,6 +47,8 @@
 //! ENXIO. `poll` returns [`PortError::Gone`] after such an error or when a periodic probe of the
 //! ifindex fails.
 #![allow(unsafe_code)]
+
+mod ring;
 
 use super::afpacket::ifindex_exists;
 use super::iface::{self, IfaceInfo, Liveness};
@@ -709,6 +715,10 @@ pub struct AfXdpQueue {
     rx_spare: Vec<u64>,
     /// Descriptors submitted whose completion has not been reaped.
     tx_outstanding: u32,
+    /// The last receive found the RX ring empty: only then can the kernel be waiting for a
+    /// wake-up on the fill ring (`wake_rx`), so only then is its flag read — the flag shares a
+    /// cache line with the fill ring's consumer index, which the receiving CPU keeps writing.
+    rx_empty: bool,
     /// Frames copied into TX chunks by `stage`, not yet on the TX ring: (UMEM address,
     /// length), `staged[..n_staged]`. At most one kick's worth.
     staged: [(u64, u32); TX_KICK_BATCH],
@@ -748,6 +758,7 @@ impl AfXdpQueue {
                 .collect(),
             rx_spare: (0..RX_FRAMES as u64).map(|i| i * fs).collect(),
             tx_outstanding: 0,
+            rx_empty: true,
             staged: [(0, 0); TX_KICK_BATCH],
             n_staged: 0,
             lent: ChunkSet::default(),
@@ -764,32 +775,56 @@ impl AfXdpQueue {
         self.queue
     }
 
-    /// Give spare RX chunks back to the kernel.
+    /// Give spare RX chunks back to the kernel (as many as the fill ring has room for).
     fn restock_fill(&mut self) {
         if self.rx_spare.is_empty() {
             return;
         }
+        let want = self.rx_spare.len() as u32;
+        let fill = &mut self.x.rings.fill;
         let mut idx = 0u32;
-        // SAFETY: the fill ring belongs to this queue's live UMEM.
+        // SAFETY: the fill ring belongs to this queue's live UMEM (ring module contract).
         let got = unsafe {
-            bpf::_xsk_ring_prod__reserve(&mut self.x.rings.fill, self.rx_spare.len() as _, &mut idx)
-        } as usize;
+            let room = ring::prod_nb_free(fill, want).min(want);
+            ring::prod_reserve(fill, room, &mut idx)
+        };
         for i in 0..got {
             let Some(addr) = self.rx_spare.pop() else {
                 break;
             };
             // SAFETY: slot idx+i was reserved above.
-            unsafe {
-                *bpf::_xsk_ring_prod__fill_addr(
-                    &mut self.x.rings.fill,
-                    idx.wrapping_add(i as u32),
-                ) = addr
-            };
+            unsafe { *ring::fill_addr(fill, idx.wrapping_add(i)) = addr };
         }
         if got > 0 {
             // SAFETY: exactly `got` slots were reserved and written.
-            unsafe { bpf::_xsk_ring_prod__submit(&mut self.x.rings.fill, got as _) };
+            unsafe { ring::prod_submit(fill, got) };
         }
+    }
+
+    /// Give the chunks of a lent batch back to the fill ring directly (one reservation), or to
+    /// `rx_spare` if the ring has no room for all of them (restocked later).
+    fn return_chunks(&mut self, chunks: &[u64]) {
+        if chunks.is_empty() {
+            return;
+        }
+        let fill = &mut self.x.rings.fill;
+        let mut idx = 0u32;
+        // SAFETY: the fill ring belongs to this queue's live UMEM (ring module contract).
+        let got = unsafe { ring::prod_reserve(fill, chunks.len() as u32, &mut idx) };
+        if got == 0 {
+            for &c in chunks {
+                if self.rx_spare.len() < self.rx_spare.capacity() {
+                    self.rx_spare.push(c);
+                }
+            }
+            return;
+        }
+        for (i, &c) in chunks.iter().enumerate() {
+            // SAFETY: slots idx..idx+len were reserved above.
+            unsafe { *ring::fill_addr(fill, idx.wrapping_add(i as u32)) = c };
+        }
+        // SAFETY: exactly `got` (= chunks.len()) slots were reserved and written.
+        unsafe { ring::prod_submit(fill, got) };
     }
 
     /// Move completed TX chunks back to the free list.
@@ -799,13 +834,10 @@ impl AfXdpQueue {
         }
         let mut idx = 0u32;
         // SAFETY: the completion ring belongs to this queue's live UMEM.
-        let n = unsafe { bpf::_xsk_ring_cons__peek(&mut self.x.rings.comp, RING as _, &mut idx) }
-            as usize;
+        let n = unsafe { ring::cons_peek(&mut self.x.rings.comp, RING, &mut idx) } as usize;
         for i in 0..n {
             // SAFETY: entries idx..idx+n were made available by peek.
-            let addr = unsafe {
-                *bpf::_xsk_ring_cons__comp_addr(&self.x.rings.comp, idx.wrapping_add(i as u32))
-            };
+            let addr = unsafe { ring::comp_addr(&self.x.rings.comp, idx.wrapping_add(i as u32)) };
             if self.free_tx.len() < self.free_tx.capacity() {
                 self.free_tx.push(addr & self.frame_mask);
             } else {
@@ -815,7 +847,7 @@ impl AfXdpQueue {
         }
         if n > 0 {
             // SAFETY: releases exactly the `n` entries peeked.
-            unsafe { bpf::_xsk_ring_cons__release(&mut self.x.rings.comp, n as _) };
+            unsafe { ring::cons_release(&mut self.x.rings.comp, n as u32) };
             self.tx_outstanding = self.tx_outstanding.saturating_sub(n as u32);
         }
     }
@@ -824,14 +856,14 @@ impl AfXdpQueue {
     fn tx_unconsumed(&mut self) -> u32 {
         // SAFETY: the TX ring belongs to this live socket; asking for RING free entries makes
         // libbpf refresh its view of the consumer index.
-        let free = unsafe { bpf::_xsk_prod_nb_free(&mut self.x.rings.tx, RING) };
-        RING.saturating_sub(free.max(0) as u32)
+        let free = unsafe { ring::prod_nb_free(&mut self.x.rings.tx, RING) };
+        RING.saturating_sub(free)
     }
 
     /// Wake the kernel to transmit (it sends at most 32 descriptors per wake-up in copy mode).
     fn kick(&mut self) {
         // SAFETY: the TX ring belongs to this live socket.
-        if unsafe { bpf::_xsk_ring_prod__needs_wakeup(&self.x.rings.tx) } == 0 {
+        if !unsafe { ring::prod_needs_wakeup(&self.x.rings.tx) } {
             return;
         }
         // SAFETY: a zero-length sendto is the AF_XDP TX wake-up; no buffer is passed.
@@ -866,7 +898,7 @@ impl AfXdpQueue {
     /// Wake the kernel's RX side if it asked for it (zero-copy drivers with an empty fill ring).
     fn wake_rx(&mut self) {
         // SAFETY: the fill ring belongs to this live UMEM.
-        if unsafe { bpf::_xsk_ring_prod__needs_wakeup(&self.x.rings.fill) } == 0 {
+        if !unsafe { ring::prod_needs_wakeup(&self.x.rings.fill) } {
             return;
         }
         // SAFETY: a zero-length non-blocking recvfrom is the AF_XDP RX wake-up.
@@ -932,17 +964,15 @@ impl PortQueue for AfXdpQueue {
         }
         let mut idx = 0u32;
         // SAFETY: the RX ring belongs to this live socket.
-        let n = unsafe { bpf::_xsk_ring_cons__peek(&mut self.x.rings.rx, want as _, &mut idx) }
-            as usize;
+        let n = unsafe { ring::cons_peek(&mut self.x.rings.rx, want as u32, &mut idx) } as usize;
+        self.rx_empty = n == 0;
         if n == 0 {
             return 0;
         }
         let mut filled = 0;
         for i in 0..n {
             // SAFETY: descriptors idx..idx+n were made available by peek.
-            let d = unsafe {
-                *bpf::_xsk_ring_cons__rx_desc(&self.x.rings.rx, idx.wrapping_add(i as u32))
-            };
+            let d = unsafe { ring::rx_desc(&self.x.rings.rx, idx.wrapping_add(i as u32)) };
             match umem_slice(&self.x.area, d.addr, d.len as usize) {
                 Some(frame) => {
                     bufs[filled].reset(frame);
@@ -959,7 +989,7 @@ impl PortQueue for AfXdpQueue {
             }
         }
         // SAFETY: releases exactly the `n` descriptors peeked, after their data was copied.
-        unsafe { bpf::_xsk_ring_cons__release(&mut self.x.rings.rx, n as _) };
+        unsafe { ring::cons_release(&mut self.x.rings.rx, n as u32) };
         self.restock_fill();
         filled
     }
@@ -1016,8 +1046,7 @@ impl PortQueue for AfXdpQueue {
         let mut idx = 0u32;
         // SAFETY: the TX ring belongs to this live socket.
         let reserved =
-            unsafe { bpf::_xsk_ring_prod__reserve(&mut self.x.rings.tx, n as _, &mut idx) }
-                as usize;
+            unsafe { ring::prod_reserve(&mut self.x.rings.tx, n as u32, &mut idx) } as usize;
         for (i, &(addr, len)) in self.staged[..n].iter().enumerate() {
             if i >= reserved {
                 // Never expected (a free chunk implies a free ring slot): give the chunk back.
@@ -1026,19 +1055,16 @@ impl PortQueue for AfXdpQueue {
                 continue;
             }
             // SAFETY: slot idx+i was reserved above; the chunk holds the staged frame.
-            unsafe {
-                let d =
-                    bpf::_xsk_ring_prod__tx_desc(&mut self.x.rings.tx, idx.wrapping_add(i as u32));
-                (*d).addr = addr;
-                (*d).len = len;
-                (*d).options = 0;
-            }
+            let d = unsafe { ring::tx_desc(&mut self.x.rings.tx, idx.wrapping_add(i as u32)) };
+            d.addr = addr;
+            d.len = len;
+            d.options = 0;
             self.counters.tx_packets += 1;
             self.counters.tx_bytes += u64::from(len);
         }
         if reserved > 0 {
             // SAFETY: exactly `reserved` slots were reserved and written.
-            unsafe { bpf::_xsk_ring_prod__submit(&mut self.x.rings.tx, reserved as _) };
+            unsafe { ring::prod_submit(&mut self.x.rings.tx, reserved as u32) };
             self.tx_outstanding += reserved as u32;
             self.kick();
         }
@@ -1048,7 +1074,9 @@ impl PortQueue for AfXdpQueue {
         PortQueue::flush(self);
         self.reap_completions();
         self.restock_fill();
-        self.wake_rx();
+        if self.rx_empty {
+            self.wake_rx();
+        }
         if self.tx_outstanding > 0 && self.tx_unconsumed() > 0 {
             self.kick();
         }
@@ -1074,8 +1102,8 @@ impl PortQueue for AfXdpQueue {
         }
         let mut idx = 0u32;
         // SAFETY: the RX ring belongs to this live socket.
-        let n = unsafe { bpf::_xsk_ring_cons__peek(&mut self.x.rings.rx, want as _, &mut idx) }
-            as usize;
+        let n = unsafe { ring::cons_peek(&mut self.x.rings.rx, want as u32, &mut idx) } as usize;
+        self.rx_empty = n == 0;
         if n == 0 {
             return 0;
         }
@@ -1084,13 +1112,11 @@ impl PortQueue for AfXdpQueue {
         let mut descs = [(0u64, 0u32); RX_LEND];
         for (i, d) in descs[..n].iter_mut().enumerate() {
             // SAFETY: descriptors idx..idx+n were made available by peek.
-            let x = unsafe {
-                *bpf::_xsk_ring_cons__rx_desc(&self.x.rings.rx, idx.wrapping_add(i as u32))
-            };
+            let x = unsafe { ring::rx_desc(&self.x.rings.rx, idx.wrapping_add(i as u32)) };
             *d = (x.addr, x.len);
         }
         // SAFETY: releases exactly the `n` descriptors peeked (read above).
-        unsafe { bpf::_xsk_ring_cons__release(&mut self.x.rings.rx, n as _) };
+        unsafe { ring::cons_release(&mut self.x.rings.rx, n as u32) };
 
         let chunk_size = !self.frame_mask + 1;
         let mut filled = 0;
@@ -1138,16 +1164,18 @@ impl PortQueue for AfXdpQueue {
             }
             f(&mut views[..filled]);
         }
+        let mut back = [0u64; RX_LEND];
+        let mut nb = 0;
         for &(addr, _) in &descs[..n] {
             if addr == u64::MAX {
                 continue;
             }
             let chunk = addr & self.frame_mask;
             self.lent.remove(chunk / chunk_size);
-            if self.rx_spare.len() < self.rx_spare.capacity() {
-                self.rx_spare.push(chunk);
-            }
+            back[nb] = chunk;
+            nb += 1;
         }
+        self.return_chunks(&back[..nb]);
         self.restock_fill();
         filled
     }
