@@ -5,9 +5,9 @@
 //! One iteration: quiet point (topology generation and command channel: two atomic loads when
 //! nothing changed), frames crossing from other workers, one batch of up to [`BATCH`] frames per
 //! queue, flush of every queue's transmissions, `poll` of every queue. Per batch: the bridge's
-//! pipeline version (one pointer compare), keys for the whole batch, then per packet a cache
-//! lookup (translation on a miss) and the actions; hits are added to rule counters once per
-//! entry per batch.
+//! pipeline version (one pointer compare), every frame touched, then per packet its key (into
+//! one reused buffer), a cache lookup (translation on a miss) and the actions; hits are added
+//! to rule counters once per entry per batch.
 //!
 //! Frame copies. The bare AF_XDP forwarder of the veth lab copies each frame once (RX UMEM →
 //! TX UMEM). This worker used to copy three times (RX UMEM → packet buffer → transmit staging
@@ -43,7 +43,7 @@ use crate::execute::{execute, Egress, PacketBuf, TunnelMeta};
 use crate::flowtable::Pipeline;
 use crate::key::FlowKey;
 use crate::key::RECIRC_WORD;
-use crate::packet::{extract, Layout, FIRST_PACKET_WORD};
+use crate::packet::{extract, FIRST_PACKET_WORD};
 use crate::port::{PortError, PortQueue};
 use crate::xlate::{recirc_table, xlate_from, XlateCtx, XlateOutput};
 use arc_swap::ArcSwap;
@@ -267,8 +267,8 @@ pub(crate) struct Worker {
     batch_hits: Vec<(usize, u64, u64)>,
     epochs: u64,
     bufs: Vec<PacketBuf>,
-    keys: Vec<FlowKey>,
-    layouts: Vec<Option<Layout>>,
+    /// The key of the packet being processed (one, reused: see [`Worker::process_batch`]).
+    key: FlowKey,
     xout: XlateOutput,
     /// Recirculations of the packet being processed (see [`PendingRecirc`]).
     recirc: Vec<PendingRecirc>,
@@ -308,8 +308,7 @@ impl Worker {
             batch_hits: Vec::with_capacity(BATCH),
             epochs: 0,
             bufs,
-            keys: vec![FlowKey::zero(); BATCH],
-            layouts: vec![None; BATCH],
+            key: FlowKey::zero(),
             xout: XlateOutput::new(),
             recirc: Vec::with_capacity(MAX_RECIRC_PENDING),
             counters: Counters::default(),
@@ -698,8 +697,7 @@ impl Worker {
             queues,
             cache,
             batch_hits,
-            keys,
-            layouts,
+            key,
             xout,
             recirc,
             counters,
@@ -708,8 +706,6 @@ impl Worker {
             hint_live,
             ..
         } = self;
-        let keys = &mut keys[..n];
-        let layouts = &mut layouts[..n];
         let bridge = &topo.bridges[vi];
         let view = &views[vi];
 
@@ -723,22 +719,6 @@ impl Worker {
         }
         std::hint::black_box(touched);
 
-        // Keys for the whole batch first (the extractor's code stays hot).
-        for i in 0..n {
-            let key = &mut keys[i];
-            // Metadata words start at zero but `in_port`; `extract` rewrites every packet word.
-            key.w[..FIRST_PACKET_WORD].fill(0);
-            key.set(Field::InPort, u128::from(in_port));
-            set_tunnel_fields(key, bufs[i].tunnel);
-            layouts[i] = match extract(bufs[i].data(), key) {
-                Ok(l) => Some(l),
-                Err(m) => {
-                    drops[stats::malformed(m)] += 1;
-                    None
-                }
-            };
-        }
-
         let mut emit = Emit {
             bridge,
             dest: &view.dest,
@@ -750,8 +730,20 @@ impl Worker {
             log,
         };
         for i in 0..n {
-            let Some(first_layout) = layouts[i] else {
-                continue;
+            // The key is extracted right before its lookup into one reused buffer: a key is
+            // 232 bytes, and a batch of keys extracted up front (7 KiB) was rewritten and
+            // re-read from L2 every batch, the kernel's transmit work in between having pushed
+            // it out of L1.
+            // Metadata words start at zero but `in_port`; `extract` rewrites every packet word.
+            key.w[..FIRST_PACKET_WORD].fill(0);
+            key.set(Field::InPort, u128::from(in_port));
+            set_tunnel_fields(key, bufs[i].tunnel);
+            let first_layout = match extract(bufs[i].data(), key) {
+                Ok(l) => l,
+                Err(m) => {
+                    emit.drops[stats::malformed(m)] += 1;
+                    continue;
+                }
             };
             let len = bufs[i].len() as u64;
             recirc.clear();
@@ -761,7 +753,7 @@ impl Worker {
             let mut rkey;
             loop {
                 let (key, layout, start, depth) = if pass == 0 {
-                    (&keys[i], first_layout, 0, 0)
+                    (&*key, first_layout, 0, 0)
                 } else {
                     let Some(&r) = recirc.get(pass - 1) else {
                         break;
