@@ -729,7 +729,7 @@ impl Worker {
             in_port,
             log,
         };
-        for i in 0..n {
+        for buf in bufs.iter_mut() {
             // The key is extracted right before its lookup into one reused buffer: a key is
             // 232 bytes, and a batch of keys extracted up front (7 KiB) was rewritten and
             // re-read from L2 every batch, the kernel's transmit work in between having pushed
@@ -737,15 +737,15 @@ impl Worker {
             // Metadata words start at zero but `in_port`; `extract` rewrites every packet word.
             key.w[..FIRST_PACKET_WORD].fill(0);
             key.set(Field::InPort, u128::from(in_port));
-            set_tunnel_fields(key, bufs[i].tunnel);
-            let first_layout = match extract(bufs[i].data(), key) {
+            set_tunnel_fields(key, buf.tunnel);
+            let first_layout = match extract(buf.data(), key) {
                 Ok(l) => l,
                 Err(m) => {
                     emit.drops[stats::malformed(m)] += 1;
                     continue;
                 }
             };
-            let len = bufs[i].len() as u64;
+            let len = buf.len() as u64;
             recirc.clear();
             // Pass 0 is the packet as received; pass k > 0 runs `recirc[k - 1]`, on the frame as
             // the earlier passes left it (actions before a `ct` apply to the frame first).
@@ -763,8 +763,8 @@ impl Worker {
                     rkey.set(Field::InPort, u128::from(in_port));
                     // The tunnel metadata as the frame carries it now (a `set_tunnel` of an
                     // earlier pass included), like the rest of the frame.
-                    set_tunnel_fields(&mut rkey, bufs[i].tunnel);
-                    let Ok(l) = extract(bufs[i].data(), &mut rkey) else {
+                    set_tunnel_fields(&mut rkey, buf.tunnel);
+                    let Ok(l) = extract(buf.data(), &mut rkey) else {
                         emit.drops[stats::exec(crate::execute::ExecError::Truncated)] += 1;
                         break;
                     };
@@ -808,7 +808,7 @@ impl Worker {
                 }
                 // Set when NAT refuses the packet: nothing after that `ct` may send it on.
                 let mut refused = false;
-                let res = execute(&entry.actions, &mut bufs[i], layout, key, &mut |eg, b| {
+                let res = execute(&entry.actions, buf, layout, key, &mut |eg, b| {
                     if refused {
                         return;
                     }
