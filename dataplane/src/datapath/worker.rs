@@ -2,8 +2,9 @@
 //!
 //! # Per-packet work, and what was cut from it (issue 3, speed)
 //!
-//! One iteration: quiet point (topology generation and command channel: two atomic loads when
-//! nothing changed), frames crossing from other workers, one batch of up to [`BATCH`] frames per
+//! One iteration: quiet point (topology and command channel, looked at only when
+//! `Shared::wake` moved: one atomic load when nothing changed), frames crossing from other
+//! workers, one batch of up to [`BATCH`] frames per
 //! queue, flush of every queue's transmissions, `poll` of every queue. Per batch: the bridge's
 //! pipeline version (one pointer compare), every frame touched, then per packet its key (into
 //! one reused buffer), a cache lookup (translation on a miss) and the actions; hits are added
@@ -275,6 +276,12 @@ pub(crate) struct Worker {
     counters: Counters,
     log: LogLimit,
     idle_streak: u32,
+    /// The `Shared::wake` value of the last quiet point (see [`Worker::iterate`]).
+    seen_wake: u64,
+    /// `Shared::stop` as last seen at a quiet point.
+    stopping: bool,
+    /// Workers of the datapath (fixed at start): the crossing links to drain.
+    n_workers: usize,
     /// When the last busy stretch ended (idle time runs from here to the next frame).
     idle_since: Instant,
     /// Start of the current iteration's busy part: read when its first frame shows up, so an
@@ -290,6 +297,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(id: usize, shared: Arc<Shared>, cmds: Receiver<Cmd>) -> Worker {
+        let n_workers = shared.links.len();
         let mut bufs = Vec::with_capacity(BATCH);
         for _ in 0..BATCH {
             let mut b = PacketBuf::from_frame(&[0; FRAME_CAP]);
@@ -318,6 +326,10 @@ impl Worker {
             hint: usize::MAX,
             hint_live: false,
             idle_streak: 0,
+            // Never a real value: the first iteration runs a quiet point.
+            seen_wake: u64::MAX,
+            stopping: false,
+            n_workers,
         }
     }
 
@@ -340,7 +352,7 @@ impl Worker {
 
     /// The thread body: iterate until stopped, then drop every queue.
     pub(crate) fn run(mut self) {
-        while !self.shared.stop.load(Ordering::Acquire) {
+        while !self.stopping {
             let moved = self.iterate();
             if moved > 0 || self.shared.idle == IdlePolicy::Busy {
                 self.idle_streak = 0;
@@ -364,7 +376,14 @@ impl Worker {
     /// everything between two busy parts — empty polls, sleeps — is idle. So an iteration that
     /// finds nothing reads no clock, and one with frames reads it twice however many it moves.
     pub(crate) fn iterate(&mut self) -> usize {
-        self.quiet_point();
+        // The quiet point runs only when the control side says something changed: `seen_wake`
+        // is updated first, so a change made while the quiet point runs bumps `wake` again
+        // and is picked up by the next iteration.
+        let wake = self.shared.wake.load(Ordering::Acquire);
+        if wake != self.seen_wake {
+            self.seen_wake = wake;
+            self.quiet_point();
+        }
         self.busy_since = None;
         let mut moved = self.drain_crossing();
         for qi in 0..self.queues.len() {
@@ -391,6 +410,7 @@ impl Worker {
 
     /// Pick up a new topology and run pending commands.
     fn quiet_point(&mut self) {
+        self.stopping = self.shared.stop.load(Ordering::Acquire);
         self.refresh_topology();
         // `is_empty` is two loads; `try_recv` on an empty channel costs several times that.
         if self.cmds.is_empty() {
@@ -572,7 +592,7 @@ impl Worker {
     /// Transmit frames other workers sent us for our queues.
     fn drain_crossing(&mut self) -> usize {
         let mut moved = 0;
-        for from in 0..self.shared.links.len() {
+        for from in 0..self.n_workers {
             // A worker never sends to itself (`Dest::Remote` names another worker): skipping
             // its own link saves a poll of a queue that is always empty.
             if from == self.id {
