@@ -46,7 +46,7 @@ use crate::key::FlowKey;
 use crate::key::RECIRC_WORD;
 use crate::packet::{extract, FIRST_PACKET_WORD};
 use crate::port::{PortError, PortQueue};
-use crate::xlate::{recirc_table, xlate_from, XlateCtx, XlateOutput};
+use crate::xlate::{recirc_table, xlate_from, DpAction, XlateCtx, XlateOutput};
 use arc_swap::ArcSwap;
 use control::flow::field::Field;
 use crossbeam::channel::Receiver;
@@ -825,6 +825,13 @@ impl Worker {
                 let entry = cache.get(idx);
                 if let Some(r) = entry.drop_reason {
                     emit.drops[stats::xlate(r)] += 1;
+                }
+                // The commonest megaflow, one output and nothing else, skips the action
+                // interpreter (whose per-packet setup reads three key fields); `continue` runs
+                // any recirculation still pending from an earlier pass.
+                if let [DpAction::Output(p)] = entry.actions[..] {
+                    emit.port_out(p, buf.data(), buf.tunnel);
+                    continue;
                 }
                 // Set when NAT refuses the packet: nothing after that `ct` may send it on.
                 let mut refused = false;
