@@ -109,6 +109,12 @@ for c in ip ethtool taskset bridge awk; do
 done
 [ -x "$BENCHLAB" ] || die "no benchlab binary at $BENCHLAB (cargo build --release -p benchlab)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs: generator on CPU 0, peer under test on CPU 1"
+# This script and everything it starts run on CPU 0 with the generator, unless told otherwise
+# (the peers are started with taskset -c 1): CPU 1 belongs to the peer under test. Besides CPU
+# time, helpers on CPU 1 (ip, swctl, ovs-appctl, ...) allocate memory-cgroup-accounted socket
+# buffers there, which marks CPU 1's skb slab pages so that every AF_XDP transmit skb the peer
+# frees from them pays the memcg free hook — measured as ~10 ns per packet, at random.
+taskset -pc 0 $$ >/dev/null || die "taskset -pc 0 failed"
 if [ "$SCENARIO" = nat ] && [[ " $PEERS " == *" router "* ]]; then
     for c in nft conntrack; do
         command -v "$c" >/dev/null || die "missing command: $c (bench/lab/get-nat-tools.sh installs nftables and conntrack)"

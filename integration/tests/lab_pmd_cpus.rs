@@ -7,6 +7,16 @@ use integration::lab::{hosts, ping, require_root, tcp_transfer, Lab};
 use integration::{bin_dir, Daemon, TempDir};
 use std::time::Duration;
 
+/// The `Cpus_allowed_list` of a `/proc/.../status` text ("" if absent).
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
 /// `Cpus_allowed_list` of every thread of `pid`, by thread name.
 fn thread_cpus(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -14,13 +24,7 @@ fn thread_cpus(pid: u32) -> Vec<(String, String)> {
         let dir = t.expect("task entry").path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
         let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        out.push((comm.trim().to_owned(), cpus));
+        out.push((comm.trim().to_owned(), cpus_allowed(&status)));
     }
     out
 }
@@ -28,13 +32,7 @@ fn thread_cpus(pid: u32) -> Vec<(String, String)> {
 /// The highest CPU this process may run on (the worker is pinned there, so the test also
 /// means something on a machine where CPU 0 is all there is).
 fn last_allowed_cpu() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .expect("Cpus_allowed_list")
-        .trim()
-        .to_owned();
+    let list = cpus_allowed(&std::fs::read_to_string("/proc/self/status").expect("status"));
     let last = list.rsplit(',').next().expect("an element");
     last.rsplit('-').next().expect("a number").to_owned()
 }
