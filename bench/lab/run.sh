@@ -111,9 +111,10 @@ done
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs: generator on CPU 0, peer under test on CPU 1"
 # This script and everything it starts run on CPU 0 with the generator, unless told otherwise
 # (the peers are started with taskset -c 1): CPU 1 belongs to the peer under test. Besides CPU
-# time, helpers on CPU 1 (ip, swctl, ovs-appctl, ...) allocate memory-cgroup-accounted socket
-# buffers there, which marks CPU 1's skb slab pages so that every AF_XDP transmit skb the peer
-# frees from them pays the memcg free hook — measured as ~10 ns per packet, at random.
+# time, Unix-socket clients on CPU 1 (swctl, ovs-appctl, ovs-vsctl) allocate memory-cgroup-
+# accounted socket buffers there, which marks CPU 1's skb slab pages so that every AF_XDP
+# transmit skb the peer frees from them pays the memcg free hook (~10 ns per packet measured
+# when vswitchd's control thread did it; bench/LAB.md, "CPU placement").
 taskset -pc 0 $$ >/dev/null || die "taskset -pc 0 failed"
 if [ "$SCENARIO" = nat ] && [[ " $PEERS " == *" router "* ]]; then
     for c in nft conntrack; do
