@@ -34,12 +34,18 @@ pub fn bin_dir() -> &'static Path {
                 "control",
                 "-p",
                 "dataplane",
+                // The lab traffic generator (XDP live frames), for overload tests.
+                "-p",
+                "benchlab",
                 "--bins",
             ])
             .current_dir(&workspace)
             .status()
             .expect("running cargo build for the binaries");
-        assert!(status.success(), "building vswitchd and swctl failed");
+        assert!(
+            status.success(),
+            "building vswitchd, swctl and benchlab failed"
+        );
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));

@@ -400,6 +400,10 @@ impl Switch {
                 ("vxlan_bad_header", c.vxlan_bad_header),
                 ("vxlan_unknown_vni", c.vxlan_unknown_vni),
                 ("vxlan_no_remote", c.vxlan_no_remote),
+                ("xsk_fill_ring_empty", c.xsk_fill_ring_empty),
+                ("xsk_rx_ring_full", c.xsk_rx_ring_full),
+                ("xsk_rx_dropped", c.xsk_rx_dropped),
+                ("xsk_invalid_descs", c.xsk_invalid_descs),
             ] {
                 if n > 0 {
                     *drops.entry(reason.to_string()).or_default() += n;

@@ -951,4 +951,8 @@ fn add_counters(a: &mut QueueCounters, b: &QueueCounters) {
     a.vxlan_bad_header += b.vxlan_bad_header;
     a.vxlan_unknown_vni += b.vxlan_unknown_vni;
     a.vxlan_no_remote += b.vxlan_no_remote;
+    a.xsk_fill_ring_empty += b.xsk_fill_ring_empty;
+    a.xsk_rx_ring_full += b.xsk_rx_ring_full;
+    a.xsk_rx_dropped += b.xsk_rx_dropped;
+    a.xsk_invalid_descs += b.xsk_invalid_descs;
 }

@@ -138,6 +138,20 @@ pub struct QueueCounters {
     /// VXLAN: frames not sent because a `--remote flow` port had no `tun_dst` for them.
     #[serde(default)]
     pub vxlan_no_remote: u64,
+    /// AF_XDP, counted by the kernel (`XDP_STATISTICS`): frames dropped before the switch saw
+    /// them because no free chunk was in the fill ring — the worker is not keeping up (at
+    /// overload, every received chunk is waiting in the RX ring).
+    #[serde(default)]
+    pub xsk_fill_ring_empty: u64,
+    /// AF_XDP, kernel: frames dropped because the RX ring was full.
+    #[serde(default)]
+    pub xsk_rx_ring_full: u64,
+    /// AF_XDP, kernel: frames dropped on receive for other reasons (larger than a chunk, ...).
+    #[serde(default)]
+    pub xsk_rx_dropped: u64,
+    /// AF_XDP, kernel: invalid descriptors in the fill (RX) or TX ring (never expected).
+    #[serde(default)]
+    pub xsk_invalid_descs: u64,
 }
 
 /// Why a port or queue failed.

@@ -502,6 +502,25 @@ impl Xsk {
         Ok(x)
     }
 
+    /// The kernel's counters for this socket (`XDP_STATISTICS`), if it answers.
+    fn statistics(&self) -> Option<libc::xdp_statistics> {
+        // SAFETY: all-zero is a valid `xdp_statistics` (plain integers).
+        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `st`, which is that large; `fd`
+        // is this live socket's.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut st as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(st)
+    }
+
     /// True if the kernel bound the socket in zero-copy mode.
     fn zero_copy(&self) -> bool {
         #[repr(C)]
@@ -1185,7 +1204,17 @@ impl PortQueue for AfXdpQueue {
     }
 
     fn counters(&self) -> QueueCounters {
-        self.counters
+        let mut c = self.counters;
+        // Reports are rare (a `dump-ports`), so one system call here costs nothing per packet;
+        // a socket that cannot answer just reports no kernel drops.
+        if let Some(st) = self.x.statistics() {
+            // `rx_dropped` includes the fill-ring-empty drops: split so the reasons add up.
+            c.xsk_fill_ring_empty = st.rx_fill_ring_empty_descs;
+            c.xsk_rx_dropped = st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs);
+            c.xsk_rx_ring_full = st.rx_ring_full;
+            c.xsk_invalid_descs = st.rx_invalid_descs + st.tx_invalid_descs;
+        }
+        c
     }
 }
 
