@@ -659,6 +659,12 @@ impl Worker {
     /// Receive one batch on queue `qi` and process it.
     fn process_queue(&mut self, qi: usize) -> usize {
         if self.queues[qi].in_place {
+            // Nothing waiting: no lending. Frames waiting: the busy part starts now, before
+            // their descriptors are read (see `PortQueue::rx_ready`).
+            if !self.queues[qi].q.rx_ready() {
+                return 0;
+            }
+            self.busy_start();
             // Lend the queue out of `queues` for the batch, so outputs can reach every other
             // queue meanwhile; outputs to this one wait in its `tx` (see `OwnedQueue::lent`).
             let mut q = std::mem::replace(&mut self.queues[qi].q, Box::new(Lent));

@@ -1114,6 +1114,13 @@ impl PortQueue for AfXdpQueue {
         true
     }
 
+    fn rx_ready(&mut self) -> bool {
+        // SAFETY: the RX ring belongs to this live socket.
+        let ready = unsafe { ring::cons_ready(&mut self.x.rings.rx) } > 0;
+        self.rx_empty = !ready;
+        ready
+    }
+
     fn recv_in_place(&mut self, max: usize, f: &mut LentBatch<'_>) -> usize {
         let want = max.min(RX_LEND);
         if want == 0 {

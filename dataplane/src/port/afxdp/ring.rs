@@ -109,6 +109,22 @@ pub(super) unsafe fn cons_peek(r: &mut bpf::xsk_ring_cons, nb: u32, idx: &mut u3
     n
 }
 
+/// Entries ready in a consumer ring (not taken), refreshing the producer index only when the
+/// cached view shows none, like [`cons_peek`].
+///
+/// # Safety
+/// See the module docs.
+#[inline(always)]
+pub(super) unsafe fn cons_ready(r: &mut bpf::xsk_ring_cons) -> u32 {
+    let entries = r.cached_prod.wrapping_sub(r.cached_cons);
+    if entries > 0 {
+        return entries;
+    }
+    // SAFETY: `producer` points into this live ring (module contract).
+    r.cached_prod = unsafe { shared(r.producer) }.load(Ordering::Acquire);
+    r.cached_prod.wrapping_sub(r.cached_cons)
+}
+
 /// Give `nb` peeked entries back to the kernel (after reading them).
 ///
 /// # Safety
@@ -268,7 +284,11 @@ mod tests {
             f.slots[1].set(8);
             f.slots[2].set(9);
             set(&f.producer, 3);
+            // Ready entries are counted without being taken.
+            assert_eq!(cons_ready(&mut r), 3);
+            assert_eq!(cons_ready(&mut r), 3);
             assert_eq!(cons_peek(&mut r, 2, &mut idx), 2);
+            assert_eq!(cons_ready(&mut r), 1);
             assert_eq!((idx, comp_addr(&r, idx), comp_addr(&r, idx + 1)), (0, 7, 8));
             cons_release(&mut r, 2);
             assert_eq!(get(&f.consumer), 2);
