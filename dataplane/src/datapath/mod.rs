@@ -131,8 +131,10 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use worker::Worker;
 
-/// Frames received per queue per iteration.
-pub const BATCH: usize = 32;
+/// Frames received per queue per iteration: 64, two of the AF_XDP copy-mode transmit budgets
+/// (the per-iteration costs, cache refills after each transmit wake-up among them, are shared
+/// by more frames; measured in `bench/README.md`).
+pub const BATCH: usize = 64;
 /// Frames a crossing queue (one per pair of workers) holds.
 pub const CROSS_QUEUE: usize = 1024;
 
