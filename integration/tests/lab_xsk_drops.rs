@@ -4,29 +4,25 @@
 //! the bench's generator (`benchlab gen`: BPF_PROG_RUN live frames, millions of frames per
 //! second from one core) inside the lab's sending namespace.
 
-use integration::lab::switch::{add_flows, add_port, dump_ports};
+use integration::lab::switch::{add_flows, add_port, dump_ports, PortStats};
 use integration::lab::{hosts, require_root, Lab};
 use integration::{bin_dir, Daemon};
 use std::time::Duration;
 
-/// The kernel's drops of `port` as `dump-ports` reports them.
-fn kernel_drops(d: &Daemon, port: &str) -> u64 {
-    let p = dump_ports(d, "br0")
-        .into_iter()
-        .find(|p| p.name == port)
-        .expect("port listed");
-    ["xsk_fill_ring_empty", "xsk_rx_ring_full"]
-        .iter()
-        .map(|r| p.drops.get(*r).copied().unwrap_or(0))
-        .sum()
-}
-
-fn rx_packets(d: &Daemon, port: &str) -> u64 {
+/// `port`'s counters as `dump-ports` reports them.
+fn port_stats(d: &Daemon, port: &str) -> PortStats {
     dump_ports(d, "br0")
         .into_iter()
         .find(|p| p.name == port)
         .expect("port listed")
-        .rx_packets
+}
+
+/// The kernel's drops of `port`: fill ring empty or RX ring full.
+fn kernel_drops(p: &PortStats) -> u64 {
+    ["xsk_fill_ring_empty", "xsk_rx_ring_full"]
+        .iter()
+        .map(|r| p.drops.get(*r).copied().unwrap_or(0))
+        .sum()
 }
 
 #[test]
@@ -41,7 +37,11 @@ fn kernel_drops_under_overload_are_reported_per_port() {
     add_port(&d, "br0", h[0].port(), Some("afxdp"), Some(1));
     add_port(&d, "br0", h[1].port(), Some("afxdp"), Some(2));
     add_flows(&d, "br0", &["priority=100,in_port=1 actions=output:2"]);
-    assert_eq!(kernel_drops(&d, h[0].port()), 0, "nothing offered yet");
+    assert_eq!(
+        kernel_drops(&port_stats(&d, h[0].port())),
+        0,
+        "nothing offered yet"
+    );
 
     // About a second of 64-byte frames at a few million per second (bounded in count too):
     // far beyond what one worker of a debug build forwards.
@@ -77,8 +77,9 @@ fn kernel_drops_under_overload_are_reported_per_port() {
     // Let the worker drain its rings before reading the counters.
     std::thread::sleep(Duration::from_millis(500));
 
-    let dropped = kernel_drops(&d, h[0].port());
-    let received = rx_packets(&d, h[0].port());
+    let stats = port_stats(&d, h[0].port());
+    let dropped = kernel_drops(&stats);
+    let received = stats.rx_packets;
     eprintln!("offered {offered}, received {received}, dropped by the kernel {dropped}");
     assert!(
         dropped > 0,

@@ -41,7 +41,8 @@
 //!   outstanding); `tx_pending` stays true until every completion is reaped. Why 64 and
 //!   back-to-back wake-ups: each `sendto` runs ~30 µs of kernel transmit work that evicts the
 //!   worker's code and data from L1, and the worker pays the refill once per iteration; with
-//!   64-frame batches it pays it once per 64 frames (lab: ~+2% forwarded, ~−2% busy time per packet over ten paired runs, `bench/README.md`).
+//!   64-frame batches it pays it once per 64 frames (lab: ~+2% forwarded, ~−2% busy time per
+//!   packet over ten paired runs, `bench/README.md`).
 //! * **Fill ring**: every RX chunk is in the fill ring at open, and each received chunk goes
 //!   back to it in the same `recv` call (or in `poll` if the ring was momentarily full).
 //!
@@ -803,54 +804,19 @@ impl AfXdpQueue {
 
     /// Give spare RX chunks back to the kernel (as many as the fill ring has room for).
     fn restock_fill(&mut self) {
-        if self.rx_spare.is_empty() {
-            return;
-        }
-        let want = self.rx_spare.len() as u32;
-        let fill = &mut self.x.rings.fill;
-        let mut idx = 0u32;
-        // SAFETY: the fill ring belongs to this queue's live UMEM (ring module contract).
-        let got = unsafe {
-            let room = ring::prod_nb_free(fill, want).min(want);
-            ring::prod_reserve(fill, room, &mut idx)
-        };
-        for i in 0..got {
-            let Some(addr) = self.rx_spare.pop() else {
-                break;
-            };
-            // SAFETY: slot idx+i was reserved above.
-            unsafe { *ring::fill_addr(fill, idx.wrapping_add(i)) = addr };
-        }
-        if got > 0 {
-            // SAFETY: exactly `got` slots were reserved and written.
-            unsafe { ring::prod_submit(fill, got) };
-        }
+        let given = fill_ring_put(&mut self.x.rings.fill, &self.rx_spare);
+        self.rx_spare.truncate(self.rx_spare.len() - given);
     }
 
-    /// Give the chunks of a lent batch back to the fill ring directly (one reservation), or to
-    /// `rx_spare` if the ring has no room for all of them (restocked later).
+    /// Give the chunks of a lent batch back to the fill ring at once; what does not fit waits
+    /// in `rx_spare` (restocked later).
     fn return_chunks(&mut self, chunks: &[u64]) {
-        if chunks.is_empty() {
-            return;
-        }
-        let fill = &mut self.x.rings.fill;
-        let mut idx = 0u32;
-        // SAFETY: the fill ring belongs to this queue's live UMEM (ring module contract).
-        let got = unsafe { ring::prod_reserve(fill, chunks.len() as u32, &mut idx) };
-        if got == 0 {
-            for &c in chunks {
-                if self.rx_spare.len() < self.rx_spare.capacity() {
-                    self.rx_spare.push(c);
-                }
+        let given = fill_ring_put(&mut self.x.rings.fill, chunks);
+        for &c in &chunks[..chunks.len() - given] {
+            if self.rx_spare.len() < self.rx_spare.capacity() {
+                self.rx_spare.push(c);
             }
-            return;
         }
-        for (i, &c) in chunks.iter().enumerate() {
-            // SAFETY: slots idx..idx+len were reserved above.
-            unsafe { *ring::fill_addr(fill, idx.wrapping_add(i as u32)) = c };
-        }
-        // SAFETY: exactly `got` (= chunks.len()) slots were reserved and written.
-        unsafe { ring::prod_submit(fill, got) };
     }
 
     /// Move completed TX chunks back to the free list.
@@ -939,6 +905,32 @@ impl AfXdpQueue {
             )
         };
     }
+}
+
+/// Put the last chunks of `chunks` on the fill ring, as many as it has room for (one
+/// reservation); returns how many went (taken from the end of `chunks`).
+fn fill_ring_put(fill: &mut bpf::xsk_ring_prod, chunks: &[u64]) -> usize {
+    if chunks.is_empty() {
+        return 0;
+    }
+    let want = chunks.len() as u32;
+    let mut idx = 0u32;
+    // SAFETY: the fill ring belongs to a live UMEM: `fill` is only ever a queue's own ring
+    // (ring module contract).
+    let got = unsafe {
+        let room = ring::prod_nb_free(fill, want).min(want);
+        ring::prod_reserve(fill, room, &mut idx)
+    };
+    let from = chunks.len() - got as usize;
+    for (i, &addr) in chunks[from..].iter().enumerate() {
+        // SAFETY: slots idx..idx+got were reserved above.
+        unsafe { *ring::fill_addr(fill, idx.wrapping_add(i as u32)) = addr };
+    }
+    if got > 0 {
+        // SAFETY: exactly `got` slots were reserved and written.
+        unsafe { ring::prod_submit(fill, got) };
+    }
+    got as usize
 }
 
 /// A set of RX chunk indices (below `RX_FRAMES`), one bit each.
